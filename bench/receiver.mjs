@@ -1,0 +1,58 @@
+// A real webhook receiver (Node http) used by the tests and the benchmarks.
+// POST /hooks/<mailbox> records the request and answers as that mailbox is scripted:
+//   PUT    /_control/<mailbox>  {"responses": [{status, headers, body, delayMs, reset}], "default": {...}}
+//   GET    /_control/<mailbox>  -> {"requests": [{headers, body, receivedAt}]}
+//   DELETE /_control/<mailbox>  forgets the mailbox
+import http from "node:http";
+
+export async function startReceiver({ port = 0, host = "127.0.0.1", keepBodies = true } = {}) {
+  const mailboxes = new Map();
+  const box = (name) => {
+    if (!mailboxes.has(name)) mailboxes.set(name, { requests: [], script: [], fallback: { status: 200 }, count: 0 });
+    return mailboxes.get(name);
+  };
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      const body = Buffer.concat(chunks).toString("utf8");
+      const url = new URL(req.url, "http://receiver");
+      const [, kind, name = "default"] = url.pathname.split("/");
+      if (kind === "_control") return control(req.method, box(name), name, body, res);
+      if (req.method !== "POST") return send(res, { status: 405 });
+      const mailbox = box(name);
+      mailbox.count++;
+      if (keepBodies) mailbox.requests.push({ headers: req.headers, body, receivedAt: Date.now() });
+      const answer = mailbox.script.length ? mailbox.script.shift() : mailbox.fallback;
+      if (answer.reset) return req.socket.destroy();
+      setTimeout(() => send(res, answer), answer.delayMs ?? 0);
+    });
+  });
+  const control = (method, mailbox, name, body, res) => {
+    if (method === "PUT") {
+      const spec = JSON.parse(body || "{}");
+      mailbox.script = spec.responses ?? [];
+      mailbox.fallback = spec.default ?? { status: 200 };
+      return send(res, { status: 204 });
+    }
+    if (method === "DELETE") {
+      mailboxes.delete(name);
+      return send(res, { status: 204 });
+    }
+    return send(res, { status: 200, body: JSON.stringify({ count: mailbox.count, requests: mailbox.requests }) });
+  };
+  server.keepAliveTimeout = 30_000;
+  await new Promise((resolve) => server.listen(port, host, resolve));
+  const address = server.address();
+  return {
+    url: `http://${host}:${address.port}`,
+    mailboxes,
+    close: () => new Promise((resolve) => { server.closeAllConnections?.(); server.close(resolve); }),
+  };
+}
+
+function send(res, { status = 200, headers = {}, body = "" }) {
+  if (res.destroyed) return;
+  res.writeHead(status, { "content-type": "text/plain", ...headers });
+  res.end(body);
+}

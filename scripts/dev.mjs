@@ -1,0 +1,42 @@
+// `npm run dev`: local D1 migrated, local queues, http://127.0.0.1:8787, offline, no account.
+import { spawnSync, spawn } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+
+const env = { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" };
+const port = process.env.PORT ?? "8787";
+
+if (!existsSync(".dev.vars")) {
+  writeFileSync(
+    ".dev.vars",
+    [
+      "ADMIN_TOKEN=dev-admin-token",
+      `SECRETS_KEY=${randomBytes(32).toString("base64")}`,
+      "ALLOW_PRIVATE_WEBHOOK_URLS=true",
+      "",
+    ].join("\n"),
+  );
+}
+const vars = Object.fromEntries(
+  readFileSync(".dev.vars", "utf8")
+    .split("\n")
+    .filter((l) => l.includes("="))
+    .map((l) => [l.slice(0, l.indexOf("=")).trim(), l.slice(l.indexOf("=") + 1).trim()]),
+);
+
+const migrate = spawnSync("npx", ["wrangler", "d1", "migrations", "apply", "flaghook", "--local"], { stdio: "inherit", env });
+if (migrate.status !== 0) process.exit(migrate.status ?? 1);
+
+console.log(`\nflaghook on http://127.0.0.1:${port}`);
+console.log(`  admin token: ${vars.ADMIN_TOKEN ?? "(set ADMIN_TOKEN in .dev.vars)"}`);
+console.log(`  admin pages: http://127.0.0.1:${port}/ui   API docs: http://127.0.0.1:${port}/docs\n`);
+
+const dev = spawn(
+  "npx",
+  ["wrangler", "dev", "--ip", "127.0.0.1", "--port", port, "--test-scheduled", ...process.argv.slice(2)],
+  { stdio: "inherit", env },
+);
+const stop = (signal) => dev.kill(signal);
+process.on("SIGINT", stop);
+process.on("SIGTERM", stop);
+dev.on("exit", (code) => process.exit(code ?? 0));

@@ -1,0 +1,31 @@
+// Typed Bindings/Variables declared once, and the OpenAPIHono factory every resource uses.
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { ApiError } from "../domain/errors";
+import type { Env } from "../env";
+
+export interface AppEnv {
+  Bindings: Env;
+  Variables: { orgId: number };
+}
+
+/** A sub-app whose request validation failures use the one error shape. */
+export function resource() {
+  return new OpenAPIHono<AppEnv>({
+    defaultHook: (result) => {
+      if (!result.success) {
+        const issues = result.error.issues;
+        throw new ApiError(
+          400,
+          "validation_failed",
+          issues.length === 1 ? describe(issues[0]) : `${issues.length} fields are invalid`,
+          issues.map((i) => ({ field: i.path.join(".") || undefined, message: i.message })),
+        );
+      }
+    },
+  });
+}
+
+function describe(issue: { path: PropertyKey[]; message: string }) {
+  const field = issue.path.join(".");
+  return field ? `${field}: ${issue.message}` : issue.message;
+}

@@ -1,0 +1,130 @@
+// Ingest: POST /events and /events/batch accept change events; GET /events/{id} reports on one.
+import { createRoute, z } from "@hono/zod-openapi";
+import { and, eq } from "drizzle-orm";
+import { notFound } from "../domain/errors";
+import { changeEvent, eventBatch } from "../domain/event";
+import { database } from "../db/client";
+import { auditEntries, deliveries } from "../db/schema";
+import { config } from "../env";
+import { acceptEvents } from "../ingest/accept";
+import { isOwnEventId } from "../ingest/event-id";
+import { requireOrganisation } from "./auth";
+import { resource } from "./context";
+import { errorResponses, json, jsonBody } from "./schemas";
+
+const Accepted = z
+  .object({ event_id: z.string().openapi({ example: "evt_01hx..." }), status: z.literal("accepted") })
+  .openapi("Accepted");
+
+const DeliverySummary = z
+  .object({
+    id: z.string(),
+    webhook_id: z.string(),
+    event_type: z.string(),
+    status: z.enum(["pending", "delivered", "failed"]),
+    attempt_count: z.number().int(),
+  })
+  .openapi("DeliverySummary");
+
+const EventStatus = z
+  .object({
+    event_id: z.string(),
+    status: z.enum(["accepted", "recorded"]),
+    audit_entry_id: z.number().int().nullable(),
+    deliveries: z.array(DeliverySummary),
+  })
+  .openapi("EventStatus");
+
+const idempotencyHeader = z.object({
+  "idempotency-key": z.string().min(1).max(128).optional().openapi({ description: "Used when the event has no id" }),
+});
+const security = [{ apiKey: [] }];
+
+export const eventRoutes = resource();
+eventRoutes.use("*", requireOrganisation);
+
+eventRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/",
+    tags: ["Events"],
+    summary: "Ingest one change event",
+    security,
+    request: { headers: idempotencyHeader, body: jsonBody(changeEvent) },
+    responses: { 202: json(Accepted, "Accepted: durable, recorded and delivered even if the worker dies now"), ...errorResponses },
+  }),
+  async (c) => {
+    const event = c.req.valid("json");
+    const [accepted] = await acceptEvents(c.env, c.get("orgId"), [
+      { event, clientId: event.id ?? c.req.valid("header")["idempotency-key"] },
+    ]);
+    return c.json(accepted, 202);
+  },
+);
+
+eventRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/batch",
+    tags: ["Events"],
+    summary: "Ingest up to 100 change events; all are accepted or none",
+    security,
+    request: { headers: idempotencyHeader, body: jsonBody(eventBatch) },
+    responses: { 202: json(z.object({ results: z.array(Accepted) }), "Accepted, in request order"), ...errorResponses },
+  }),
+  async (c) => {
+    const { events } = c.req.valid("json");
+    const key = c.req.valid("header")["idempotency-key"];
+    const results = await acceptEvents(
+      c.env,
+      c.get("orgId"),
+      events.map((event, i) => ({ event, clientId: event.id ?? (key ? `${key}#${i}` : undefined) })),
+    );
+    return c.json({ results }, 202);
+  },
+);
+
+eventRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/{event_id}",
+    tags: ["Events"],
+    summary: "Where an accepted event is: queued (accepted) or recorded, with its deliveries",
+    security,
+    request: { params: z.object({ event_id: z.string().max(64) }) },
+    responses: { 200: json(EventStatus, "The event's status"), ...errorResponses },
+  }),
+  async (c) => {
+    const { event_id } = c.req.valid("param");
+    const orgId = c.get("orgId");
+    const db = database(c.env.DB);
+    const [entry] = await db
+      .select({ id: auditEntries.id })
+      .from(auditEntries)
+      .where(and(eq(auditEntries.orgId, orgId), eq(auditEntries.eventId, event_id)));
+    if (!entry) {
+      const secretsKey = config(c.env).secretsKey;
+      if (!secretsKey || !(await isOwnEventId(secretsKey, orgId, event_id))) throw notFound("event");
+      return c.json({ event_id, status: "accepted" as const, audit_entry_id: null, deliveries: [] }, 200);
+    }
+    const rows = await db
+      .select()
+      .from(deliveries)
+      .where(and(eq(deliveries.orgId, orgId), eq(deliveries.eventId, event_id)));
+    return c.json(
+      {
+        event_id,
+        status: "recorded" as const,
+        audit_entry_id: entry.id,
+        deliveries: rows.map((d) => ({
+          id: d.id,
+          webhook_id: d.webhookId,
+          event_type: d.eventType,
+          status: d.status,
+          attempt_count: d.attemptCount,
+        })),
+      },
+      200,
+    );
+  },
+);

@@ -1,0 +1,57 @@
+// Reading the audit log: every filter of SPEC 6 as one WHERE clause, keyset pages newest first.
+import { and, desc, eq, gte, inArray, lte, or, sql, type SQL } from "drizzle-orm";
+import { auditEntries, type AuditEntryRow } from "./schema";
+import type { Db } from "./client";
+
+export interface AuditFilters {
+  project?: number;
+  environment?: number[];
+  search?: string;
+  related_object_type?: string;
+  author?: string;
+  is_system_event?: boolean;
+  since?: string;
+  until?: string;
+}
+
+/** Position after the last row of a page: (created_date, id) of that row. */
+export type AuditCursor = [string, number];
+
+export function auditWhere(orgId: number, f: AuditFilters, after?: AuditCursor): SQL {
+  const t = auditEntries;
+  const conditions: (SQL | undefined)[] = [eq(t.orgId, orgId)];
+  if (f.project !== undefined) conditions.push(eq(t.projectId, f.project));
+  if (f.environment?.length) conditions.push(f.environment.length === 1 ? eq(t.environmentId, f.environment[0]) : inArray(t.environmentId, f.environment));
+  if (f.related_object_type) conditions.push(eq(t.relatedObjectType, f.related_object_type));
+  if (f.is_system_event !== undefined) conditions.push(eq(t.isSystemEvent, f.is_system_event));
+  if (f.author) {
+    conditions.push(/^\d+$/.test(f.author) ? eq(t.authorId, Number(f.author)) : eq(t.authorEmail, f.author.toLowerCase()));
+  }
+  if (f.since) conditions.push(gte(t.createdDate, f.since));
+  if (f.until) conditions.push(lte(t.createdDate, f.until));
+  if (f.search) {
+    // LIKE is case-insensitive for ASCII in SQLite; lower() makes it so for the rest too.
+    const pattern = `%${f.search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    conditions.push(sql`lower(${t.log}) like ${pattern} escape '\\'`);
+  }
+  if (after) conditions.push(or(sql`${t.createdDate} < ${after[0]}`, and(eq(t.createdDate, after[0]), sql`${t.id} < ${after[1]}`)));
+  return and(...conditions)!;
+}
+
+export async function listAudit(
+  db: Db,
+  orgId: number,
+  filters: AuditFilters,
+  limit: number,
+  after?: AuditCursor,
+): Promise<{ rows: AuditEntryRow[]; next: AuditCursor | null }> {
+  const rows = await db
+    .select()
+    .from(auditEntries)
+    .where(auditWhere(orgId, filters, after))
+    .orderBy(desc(auditEntries.createdDate), desc(auditEntries.id))
+    .limit(limit + 1);
+  const page = rows.slice(0, limit);
+  const last = page.at(-1);
+  return { rows: page, next: rows.length > limit && last ? [last.createdDate, last.id] : null };
+}

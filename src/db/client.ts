@@ -1,0 +1,23 @@
+import { drizzle } from "drizzle-orm/d1";
+import * as schema from "./schema";
+
+export type Db = ReturnType<typeof database>;
+
+const handles = new WeakMap<D1Database, ReturnType<typeof drizzle<typeof schema>>>();
+
+/** One drizzle handle per D1 binding, reused across requests of an isolate. */
+export function database(d1: D1Database) {
+  let db = handles.get(d1);
+  if (!db) {
+    db = drizzle(d1, { schema });
+    handles.set(d1, db);
+  }
+  return db;
+}
+
+/** D1 allows 100 bound parameters a statement; keep IN lists and multi-row inserts under it. */
+export function chunk<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}

@@ -1,0 +1,165 @@
+// The one source of truth for flaghook's tables; `npm run db:generate` turns it into migrations/.
+import { sql } from "drizzle-orm";
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+/** Milliseconds since the epoch; every timestamp column uses it except audit `created_date`. */
+const ms = (name: string) => integer(name);
+
+export const organisations = sqliteTable("organisations", {
+  id: integer("id").primaryKey({ autoIncrement: true }),
+  name: text("name").notNull(),
+  createdAt: ms("created_at").notNull(),
+});
+
+export const apiKeys = sqliteTable(
+  "api_keys",
+  {
+    id: text("id").primaryKey(), // key_...
+    orgId: integer("org_id").notNull(),
+    name: text("name").notNull(),
+    prefix: text("prefix").notNull(), // public part of the key, used to find the row
+    hash: text("hash").notNull(), // SHA-256 hex of the whole key
+    createdAt: ms("created_at").notNull(),
+    lastUsedAt: ms("last_used_at"),
+    revokedAt: ms("revoked_at"),
+  },
+  (t) => [uniqueIndex("api_keys_prefix").on(t.prefix), index("api_keys_org").on(t.orgId)],
+);
+
+export const projects = sqliteTable(
+  "projects",
+  {
+    orgId: integer("org_id").notNull(),
+    id: integer("id").notNull(),
+    name: text("name"),
+    updatedAt: ms("updated_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.orgId, t.id] })],
+);
+
+export const environments = sqliteTable(
+  "environments",
+  {
+    orgId: integer("org_id").notNull(),
+    id: integer("id").notNull(),
+    projectId: integer("project_id"),
+    name: text("name"),
+    apiKey: text("api_key"),
+    updatedAt: ms("updated_at").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.orgId, t.id] }),
+    index("environments_project").on(t.orgId, t.projectId),
+    index("environments_api_key").on(t.orgId, t.apiKey),
+  ],
+);
+
+/** Append-only: rows are inserted by the recorder and only `fanned_out` ever changes. */
+export const auditEntries = sqliteTable(
+  "audit_entries",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    orgId: integer("org_id").notNull(),
+    eventId: text("event_id").notNull(),
+    type: text("type").notNull(),
+    createdDate: text("created_date").notNull(), // Flagsmith's microsecond ISO string; sorts as text
+    log: text("log").notNull(),
+    authorId: integer("author_id"),
+    authorEmail: text("author_email"),
+    author: text("author"), // JSON or null
+    apiKeyName: text("api_key_name"),
+    projectId: integer("project_id"),
+    projectName: text("project_name"),
+    environmentId: integer("environment_id"),
+    environmentName: text("environment_name"),
+    relatedObjectId: integer("related_object_id"),
+    relatedObjectType: text("related_object_type").notNull(),
+    relatedObjectUuid: text("related_object_uuid"),
+    isSystemEvent: integer("is_system_event", { mode: "boolean" }).notNull(),
+    event: text("event").notNull(), // the accepted change event, JSON, for details and fan-out
+    receivedAt: ms("received_at").notNull(),
+    recordedAt: ms("recorded_at").notNull(),
+    fannedOut: integer("fanned_out", { mode: "boolean" }).notNull().default(false),
+  },
+  (t) => [
+    uniqueIndex("audit_event").on(t.orgId, t.eventId),
+    index("audit_org_time").on(t.orgId, t.createdDate, t.id),
+    index("audit_project_time").on(t.orgId, t.projectId, t.createdDate, t.id),
+    index("audit_environment_time").on(t.orgId, t.environmentId, t.createdDate, t.id),
+    index("audit_type_time").on(t.orgId, t.relatedObjectType, t.createdDate, t.id),
+    index("audit_author_time").on(t.orgId, t.authorId, t.createdDate, t.id),
+    index("audit_author_email_time").on(t.orgId, t.authorEmail, t.createdDate, t.id),
+    index("audit_system_time").on(t.orgId, t.isSystemEvent, t.createdDate, t.id),
+    index("audit_not_fanned_out").on(t.recordedAt).where(sql`fanned_out = 0`),
+  ],
+);
+
+export const webhooks = sqliteTable(
+  "webhooks",
+  {
+    id: text("id").primaryKey(), // whk_...
+    orgId: integer("org_id").notNull(),
+    scope: text("scope", { enum: ["organisation", "environment"] }).notNull(),
+    environmentId: integer("environment_id"),
+    url: text("url").notNull(),
+    name: text("name").notNull(),
+    enabled: integer("enabled", { mode: "boolean" }).notNull(),
+    eventTypes: text("event_types"), // JSON array, null means every event of the scope
+    secret: text("secret").notNull(), // AES-GCM ciphertext
+    previousSecret: text("previous_secret"),
+    previousSecretExpiresAt: ms("previous_secret_expires_at"),
+    disabledReason: text("disabled_reason"),
+    failingSince: ms("failing_since"),
+    createdAt: ms("created_at").notNull(),
+    updatedAt: ms("updated_at").notNull(),
+  },
+  (t) => [index("webhooks_org").on(t.orgId, t.scope, t.environmentId)],
+);
+
+export const deliveries = sqliteTable(
+  "deliveries",
+  {
+    id: text("id").primaryKey(), // dlv_..., also the `webhook-id` header
+    orgId: integer("org_id").notNull(),
+    webhookId: text("webhook_id").notNull(),
+    auditEntryId: integer("audit_entry_id"),
+    eventId: text("event_id"),
+    eventType: text("event_type").notNull(),
+    payload: text("payload").notNull(), // the exact bytes sent on every attempt
+    status: text("status", { enum: ["pending", "delivered", "failed"] }).notNull(),
+    attemptCount: integer("attempt_count").notNull().default(0),
+    /** attempt_count when the current retry cycle began (a redelivery starts a new cycle). */
+    cycleStart: integer("cycle_start").notNull().default(0),
+    nextAttemptAt: ms("next_attempt_at"),
+    lastStatusCode: integer("last_status_code"),
+    lastError: text("last_error"),
+    createdAt: ms("created_at").notNull(),
+    updatedAt: ms("updated_at").notNull(),
+  },
+  (t) => [
+    index("deliveries_webhook").on(t.webhookId, t.createdAt, t.id),
+    index("deliveries_event").on(t.orgId, t.eventId),
+    index("deliveries_due").on(t.nextAttemptAt).where(sql`status = 'pending'`),
+    index("deliveries_age").on(t.createdAt),
+  ],
+);
+
+export const attempts = sqliteTable(
+  "attempts",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    deliveryId: text("delivery_id").notNull(),
+    number: integer("number").notNull(),
+    attemptedAt: ms("attempted_at").notNull(),
+    statusCode: integer("status_code"),
+    durationMs: integer("duration_ms").notNull(),
+    error: text("error"),
+    responseBody: text("response_body"),
+  },
+  (t) => [uniqueIndex("attempts_delivery").on(t.deliveryId, t.number)],
+);
+
+export type AuditEntryRow = typeof auditEntries.$inferSelect;
+export type WebhookRow = typeof webhooks.$inferSelect;
+export type DeliveryRow = typeof deliveries.$inferSelect;
+export type AttemptRow = typeof attempts.$inferSelect;

@@ -1,0 +1,173 @@
+// The delivery queue consumer: claim, sign, POST, record the attempt, schedule what comes next.
+import { and, eq, inArray, sql } from "drizzle-orm";
+import type { BatchItem } from "drizzle-orm/batch";
+import { now } from "../domain/clock";
+import { nextDelaySeconds } from "../domain/retry";
+import { database, type Db } from "../db/client";
+import { attempts, deliveries, webhooks, type DeliveryRow, type WebhookRow } from "../db/schema";
+import { config, type Env } from "../env";
+import { recordSystemEvent } from "../ingest/accept";
+import { enqueueDeliveries } from "./enqueue";
+import { decryptSecret } from "./secrets";
+import { sendAttempt, type AttemptResult } from "./send";
+import { signatureHeaders } from "./sign";
+
+export interface DeliveryMessage {
+  id: string;
+  /** attempt_count the delivery had when this message was sent; any other value marks a duplicate. */
+  attempt: number;
+}
+
+/** How long a claimed attempt may take before the sweeper assumes the worker died. */
+const leaseMs = (timeoutMs: number) => timeoutMs + 60_000;
+
+export async function processDeliveries(env: Env, messages: readonly DeliveryMessage[]): Promise<void> {
+  const db = database(env.DB);
+  const cfg = config(env);
+  const ids = [...new Set(messages.map((m) => m.id))];
+  const rows: { delivery: DeliveryRow; webhook: WebhookRow | null }[] = [];
+  for (let i = 0; i < ids.length; i += 90) {
+    rows.push(
+      ...(await db
+        .select({ delivery: deliveries, webhook: webhooks })
+        .from(deliveries)
+        .leftJoin(webhooks, eq(webhooks.id, deliveries.webhookId))
+        .where(inArray(deliveries.id, ids.slice(i, i + 90)))),
+    );
+  }
+  const at = now();
+  const expected = new Map(messages.map((m) => [m.id, m.attempt]));
+  const due = rows.filter(({ delivery }) => delivery.status === "pending" && delivery.attemptCount === expected.get(delivery.id));
+  if (!due.length) return;
+
+  const disabled = due.filter(({ webhook }) => !webhook?.enabled);
+  const live = due.filter(({ webhook }) => webhook?.enabled);
+  // Claim: only the message whose attempt number still matches may send; duplicates find 0 rows.
+  const claims = live.map(({ delivery }) =>
+    db
+      .update(deliveries)
+      .set({ attemptCount: sql`${deliveries.attemptCount} + 1`, nextAttemptAt: at + leaseMs(cfg.deliveryTimeoutMs), updatedAt: at })
+      .where(and(eq(deliveries.id, delivery.id), eq(deliveries.status, "pending"), eq(deliveries.attemptCount, delivery.attemptCount)))
+      .returning({ id: deliveries.id }),
+  );
+  const failDisabled = disabled.map(({ delivery, webhook }) =>
+    db
+      .update(deliveries)
+      .set({ status: "failed", lastError: webhook ? "webhook is disabled" : "webhook was deleted", nextAttemptAt: null, updatedAt: at })
+      .where(and(eq(deliveries.id, delivery.id), eq(deliveries.status, "pending"))),
+  );
+  const batch = [...claims, ...failDisabled] as BatchItem<"sqlite">[];
+  if (!batch.length) return;
+  const claimed = new Set(
+    ((await db.batch(batch as [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]])) as unknown[])
+      .slice(0, claims.length)
+      .flatMap((r) => (r as { id: string }[]).map((x) => x.id)),
+  );
+  const work = live.filter(({ delivery }) => claimed.has(delivery.id));
+  const results = await Promise.all(work.map(({ delivery, webhook }) => attempt(env, delivery, webhook!, at)));
+  await settle(env, db, work.map((w, i) => ({ ...w, webhook: w.webhook!, result: results[i] })));
+}
+
+/** Signs and sends one attempt; the secret list includes a rotated-out secret during its grace period. */
+export async function attempt(env: Env, delivery: DeliveryRow, webhook: WebhookRow, at: number): Promise<AttemptResult> {
+  const cfg = config(env);
+  const secrets = await webhookSecrets(cfg.secretsKey!, webhook, at);
+  const headers = await signatureHeaders(secrets, delivery.id, Math.floor(at / 1000), delivery.payload);
+  return sendAttempt(webhook.url, delivery.payload, headers, cfg.deliveryTimeoutMs, at);
+}
+
+export async function webhookSecrets(secretsKey: string, webhook: WebhookRow, at: number): Promise<string[]> {
+  const current = await decryptSecret(secretsKey, webhook.secret);
+  const inGrace = webhook.previousSecret && (webhook.previousSecretExpiresAt ?? 0) > at;
+  return inGrace ? [current, await decryptSecret(secretsKey, webhook.previousSecret!)] : [current];
+}
+
+interface Settled {
+  delivery: DeliveryRow;
+  webhook: WebhookRow;
+  result: AttemptResult;
+}
+
+/** Records attempts, moves deliveries on, and applies what the receivers said to their webhooks. */
+export async function settle(env: Env, db: Db, done: readonly Settled[]): Promise<void> {
+  if (!done.length) return;
+  const cfg = config(env);
+  const writes: BatchItem<"sqlite">[] = [];
+  const retries: (DeliveryMessage & { delaySeconds: number })[] = [];
+  const health = new Map<string, { webhook: WebhookRow; ok: boolean; gone: boolean; failedAt: number }>();
+
+  for (const { delivery, webhook, result } of done) {
+    const number = delivery.attemptCount + 1;
+    writes.push(
+      db
+        .insert(attempts)
+        .values({
+          deliveryId: delivery.id,
+          number,
+          attemptedAt: result.attemptedAt,
+          statusCode: result.statusCode,
+          durationMs: result.durationMs,
+          error: result.error,
+          responseBody: result.responseBody,
+        })
+        .onConflictDoNothing(),
+    );
+    const { outcome } = result;
+    const base = { attemptCount: number, lastStatusCode: result.statusCode, lastError: result.error, updatedAt: now() };
+    let update: Partial<DeliveryRow>;
+    if (outcome.kind === "delivered") {
+      update = { ...base, status: "delivered", nextAttemptAt: null };
+    } else if (outcome.kind === "gone") {
+      update = { ...base, status: "failed", nextAttemptAt: null, lastError: "receiver answered 410 Gone; webhook disabled" };
+    } else {
+      const delay = nextDelaySeconds(cfg.retrySchedule, number - delivery.cycleStart, outcome, cfg.throttleFloorSeconds);
+      if (delay === null) {
+        update = { ...base, status: "failed", nextAttemptAt: null };
+      } else {
+        update = { ...base, nextAttemptAt: result.attemptedAt + delay * 1000 };
+        retries.push({ id: delivery.id, attempt: number, delaySeconds: delay });
+      }
+    }
+    writes.push(
+      db
+        .update(deliveries)
+        .set(update)
+        .where(and(eq(deliveries.id, delivery.id), eq(deliveries.attemptCount, number))),
+    );
+    const h = health.get(webhook.id) ?? { webhook, ok: false, gone: false, failedAt: result.attemptedAt };
+    h.ok ||= outcome.kind === "delivered";
+    h.gone ||= outcome.kind === "gone";
+    health.set(webhook.id, h);
+  }
+
+  const disabledNow: { webhook: WebhookRow; reason: string }[] = [];
+  for (const { webhook, ok, gone, failedAt } of health.values()) {
+    const at = now();
+    if (gone) {
+      disabledNow.push({ webhook, reason: "receiver answered 410 Gone" });
+    } else if (ok) {
+      if (webhook.failingSince !== null) writes.push(db.update(webhooks).set({ failingSince: null }).where(eq(webhooks.id, webhook.id)));
+    } else if (webhook.failingSince !== null && at - webhook.failingSince >= cfg.failureDisableMs) {
+      const days = Math.round(cfg.failureDisableMs / 86_400_000);
+      disabledNow.push({ webhook, reason: `every delivery failed for ${days} days` });
+    } else if (webhook.failingSince === null) {
+      writes.push(db.update(webhooks).set({ failingSince: failedAt }).where(and(eq(webhooks.id, webhook.id), sql`failing_since is null`)));
+    }
+  }
+  for (const { webhook, reason } of disabledNow) {
+    writes.push(
+      db
+        .update(webhooks)
+        .set({ enabled: false, disabledReason: reason, updatedAt: now() })
+        .where(and(eq(webhooks.id, webhook.id), eq(webhooks.enabled, true))),
+    );
+  }
+  await db.batch(writes as [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]]);
+  await enqueueDeliveries(env, retries);
+  for (const { webhook, reason } of disabledNow) {
+    await recordSystemEvent(env, webhook.orgId, {
+      log: `Webhook disabled: ${webhook.name} (${webhook.url}): ${reason}`,
+      webhook,
+    });
+  }
+}

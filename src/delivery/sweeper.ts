@@ -1,0 +1,59 @@
+// The scheduled sweeper: what a lost queue message or a crash left behind is picked up here,
+// and old deliveries (and, if configured, audit entries) are pruned.
+import { and, eq, inArray, lt, sql } from "drizzle-orm";
+import { now } from "../domain/clock";
+import { database } from "../db/client";
+import { attempts, auditEntries, deliveries } from "../db/schema";
+import { config, type Env } from "../env";
+import { fanOutEntries } from "../ingest/record";
+import { enqueueDeliveries } from "./enqueue";
+
+/** A pending delivery this overdue has lost its queue message (or its worker). */
+const OVERDUE_MS = 120_000;
+/** Re-enqueued deliveries are left alone this long, so a busy queue is not flooded with copies. */
+const REENQUEUE_BACKOFF_MS = 300_000;
+const SWEEP_LIMIT = 1000;
+const DAY = 86_400_000;
+
+export async function sweep(env: Env): Promise<{ requeued: number; fannedOut: number; pruned: number }> {
+  const db = database(env.DB);
+  const cfg = config(env);
+  const at = now();
+
+  const stranded = await db
+    .select()
+    .from(auditEntries)
+    .where(and(eq(auditEntries.fannedOut, false), lt(auditEntries.recordedAt, at - OVERDUE_MS)))
+    .limit(100);
+  await fanOutEntries(env, db, stranded);
+
+  const overdue = await db
+    .select({ id: deliveries.id, attempt: deliveries.attemptCount })
+    .from(deliveries)
+    .where(and(eq(deliveries.status, "pending"), lt(deliveries.nextAttemptAt, at - OVERDUE_MS)))
+    .limit(SWEEP_LIMIT);
+  for (let i = 0; i < overdue.length; i += 90) {
+    const ids = overdue.slice(i, i + 90).map((d) => d.id);
+    await db
+      .update(deliveries)
+      .set({ nextAttemptAt: at + REENQUEUE_BACKOFF_MS })
+      .where(and(inArray(deliveries.id, ids), eq(deliveries.status, "pending")));
+  }
+  await enqueueDeliveries(env, overdue);
+
+  const cutoff = at - cfg.deliveryRetentionDays * DAY;
+  const old = await db
+    .select({ id: deliveries.id })
+    .from(deliveries)
+    .where(and(lt(deliveries.createdAt, cutoff), sql`${deliveries.status} != 'pending'`))
+    .limit(SWEEP_LIMIT);
+  for (let i = 0; i < old.length; i += 90) {
+    const ids = old.slice(i, i + 90).map((d) => d.id);
+    await db.batch([db.delete(attempts).where(inArray(attempts.deliveryId, ids)), db.delete(deliveries).where(inArray(deliveries.id, ids))]);
+  }
+  if (cfg.auditRetentionDays !== null) {
+    const auditCutoff = new Date(at - cfg.auditRetentionDays * DAY).toISOString();
+    await db.delete(auditEntries).where(lt(auditEntries.createdDate, auditCutoff));
+  }
+  return { requeued: overdue.length, fannedOut: stranded.length, pruned: old.length };
+}

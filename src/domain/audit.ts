@@ -1,0 +1,161 @@
+// Audit entries: Flagsmith's log strings, related objects, and the AUDIT_LOG_CREATED `data` shape.
+import type { ChangeEvent } from "./event";
+
+/** Flagsmith's exact audit log message for each event type (SPEC 3). */
+export function auditLog(event: ChangeEvent): string {
+  const feature = event.feature?.name ?? "";
+  const identity = event.identity?.identifier ?? "";
+  const segment = event.segment?.name ?? "";
+  const environment = event.environment?.name ?? String(event.environment?.id ?? "");
+  switch (event.type) {
+    case "FEATURE_CREATED":
+      return `New Flag / Remote Config created: ${feature}`;
+    case "FEATURE_UPDATED":
+      return `Flag / Remote Config updated: ${feature}`;
+    case "FEATURE_DELETED":
+      return `Flag / Remote Config Deleted: ${feature}`;
+    case "FLAG_STATE_UPDATED":
+      return `Flag state updated for feature: ${feature}`;
+    case "REMOTE_CONFIG_UPDATED":
+      return `Remote config value updated for feature: ${feature}`;
+    case "IDENTITY_OVERRIDE_UPDATED":
+      return `Flag state / Remote config value updated for feature '${feature}' and identity '${identity}'`;
+    case "IDENTITY_OVERRIDE_DELETED":
+      return `Flag state / Remote config value deleted for feature '${feature}' and identity '${identity}'`;
+    case "SEGMENT_OVERRIDE_UPDATED":
+      return `Flag state / Remote config value updated for feature '${feature}' and segment '${segment}'`;
+    case "SEGMENT_OVERRIDE_DELETED":
+      return `Flag state / Remote config value deleted for feature '${feature}' and segment '${segment}'`;
+    case "SEGMENT_CREATED":
+      return `New Segment created: ${segment}`;
+    case "SEGMENT_UPDATED":
+      return `Segment updated: ${segment}`;
+    case "SEGMENT_DELETED":
+      return `Segment deleted: ${segment}`;
+    case "ENVIRONMENT_CREATED":
+      return `New Environment created: ${environment}`;
+    case "ENVIRONMENT_UPDATED":
+      return `Environment updated: ${environment}`;
+    case "CUSTOM":
+      return event.log ?? "";
+  }
+}
+
+export interface RelatedObject {
+  type: string;
+  id: number | null;
+  uuid: string | null;
+}
+
+export function relatedObject(event: ChangeEvent): RelatedObject {
+  const given = event.related_object;
+  const pick = (type: string, fallbackId: number | null | undefined): RelatedObject => ({
+    type,
+    id: given?.id ?? fallbackId ?? null,
+    uuid: given?.uuid ?? null,
+  });
+  switch (event.type) {
+    case "FEATURE_CREATED":
+    case "FEATURE_UPDATED":
+    case "FEATURE_DELETED":
+      return pick("FEATURE", event.feature?.id);
+    case "SEGMENT_CREATED":
+    case "SEGMENT_UPDATED":
+    case "SEGMENT_DELETED":
+      return pick("SEGMENT", event.segment?.id);
+    case "ENVIRONMENT_CREATED":
+    case "ENVIRONMENT_UPDATED":
+      return pick("ENVIRONMENT", event.environment?.id);
+    case "CUSTOM":
+      return pick(given?.type ?? "CUSTOM", null);
+    default:
+      // Flag states: Flagsmith points at the feature state; the event may name it, else the feature.
+      return pick("FEATURE_STATE", event.feature?.id);
+  }
+}
+
+/** A system event has neither a person nor an API key behind it. */
+export const isSystemEvent = (event: ChangeEvent) => event.author == null && !event.api_key_name;
+
+/** The author as Flagsmith serialises it: all four keys, or null. */
+export function authorData(event: ChangeEvent) {
+  const a = event.author;
+  if (!a) return null;
+  return { id: a.id ?? null, email: a.email ?? null, first_name: a.first_name ?? "", last_name: a.last_name ?? "" };
+}
+
+/** The stored columns an audit entry needs, besides its id and bookkeeping. */
+export function auditFields(orgId: number, event: ChangeEvent, createdDate: string) {
+  const related = relatedObject(event);
+  const authorJson = authorData(event);
+  return {
+    orgId,
+    type: event.type,
+    createdDate,
+    log: auditLog(event),
+    authorId: authorJson?.id ?? null,
+    authorEmail: authorJson?.email?.toLowerCase() ?? null,
+    author: authorJson ? JSON.stringify(authorJson) : null,
+    apiKeyName: event.api_key_name ?? null,
+    projectId: event.project?.id ?? null,
+    projectName: event.project?.name ?? null,
+    environmentId: event.environment?.id ?? null,
+    environmentName: event.environment?.name ?? null,
+    relatedObjectId: related.id,
+    relatedObjectType: related.type,
+    relatedObjectUuid: related.uuid,
+    isSystemEvent: isSystemEvent(event),
+  };
+}
+
+export interface StoredAuditEntry {
+  id: number;
+  orgId: number;
+  createdDate: string;
+  log: string;
+  author: string | null;
+  projectId: number | null;
+  projectName: string | null;
+  environmentId: number | null;
+  environmentName: string | null;
+  relatedObjectId: number | null;
+  relatedObjectType: string;
+  relatedObjectUuid: string | null;
+  isSystemEvent: boolean;
+}
+
+/** The `data` of an AUDIT_LOG_CREATED webhook and of every audit API result (SPEC 4). */
+export function auditData(entry: StoredAuditEntry) {
+  return {
+    id: entry.id,
+    created_date: entry.createdDate,
+    log: entry.log,
+    author: entry.author ? JSON.parse(entry.author) : null,
+    environment: entry.environmentId == null ? null : { id: entry.environmentId, name: entry.environmentName ?? "" },
+    project:
+      entry.projectId == null ? null : { id: entry.projectId, name: entry.projectName ?? "", organisation: entry.orgId },
+    related_object_id: entry.relatedObjectId,
+    related_object_type: entry.relatedObjectType,
+    related_object_uuid: entry.relatedObjectUuid,
+    is_system_event: entry.isSystemEvent,
+  };
+}
+
+export type ChangeType = "CREATE" | "UPDATE" | "DELETE";
+
+export function changeType(event: ChangeEvent): ChangeType {
+  if (event.type.endsWith("_CREATED")) return "CREATE";
+  if (event.type.endsWith("_DELETED")) return "DELETE";
+  return "UPDATE";
+}
+
+/** `[{field, old, new}]` for every flag-state field that differs (SPEC 6 audit detail). */
+export function changeDetails(event: ChangeEvent) {
+  const before = event.previous_state ?? null;
+  const after = event.new_state ?? null;
+  if (!before && !after) return [];
+  const fields = ["enabled", "feature_state_value"] as const;
+  return fields
+    .map((field) => ({ field, old: before ? (before[field] ?? null) : null, new: after ? (after[field] ?? null) : null }))
+    .filter((d) => d.old !== d.new);
+}

@@ -1,0 +1,75 @@
+// Bindings and the one place configuration is read and parsed.
+import type { IngestMessage } from "./ingest/record";
+import type { DeliveryMessage } from "./delivery/consumer";
+
+export interface Env {
+  DB: D1Database;
+  INGEST_QUEUE: Queue<IngestMessage>;
+  DELIVERY_QUEUE: Queue<DeliveryMessage>;
+  ADMIN_TOKEN?: string;
+  SECRETS_KEY?: string;
+  ALLOW_PRIVATE_WEBHOOK_URLS?: string;
+  RETRY_SCHEDULE?: string;
+  RETRY_THROTTLE_FLOOR_SECONDS?: string;
+  DELIVERY_TIMEOUT_MS?: string;
+  DELIVERY_RETENTION_DAYS?: string;
+  AUDIT_RETENTION_DAYS?: string;
+  SECRET_GRACE_HOURS?: string;
+  WEBHOOK_FAILURE_DISABLE_DAYS?: string;
+  SESSION_TTL_HOURS?: string;
+}
+
+export interface Config {
+  adminToken: string | null;
+  secretsKey: string | null;
+  allowPrivateWebhookUrls: boolean;
+  /** Seconds to wait before attempt 2, 3, ...; its length + 1 is the number of attempts. */
+  retrySchedule: number[];
+  /** The least wait after a 429 or a timeout. */
+  throttleFloorSeconds: number;
+  deliveryTimeoutMs: number;
+  deliveryRetentionDays: number;
+  auditRetentionDays: number | null;
+  secretGraceMs: number;
+  failureDisableMs: number;
+  sessionTtlMs: number;
+}
+
+export const DEFAULT_RETRY_SCHEDULE = [5, 300, 1800, 7200, 18000, 36000, 36000];
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+
+function positiveNumber(raw: string | undefined, fallback: number, name: string): number {
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, got "${raw}"`);
+  return n;
+}
+
+const cache = new WeakMap<Env, Config>();
+
+/** Parses the Worker's vars once per env object; a bad value fails loudly at the first request. */
+export function config(env: Env): Config {
+  const hit = cache.get(env);
+  if (hit) return hit;
+  const schedule = env.RETRY_SCHEDULE
+    ? env.RETRY_SCHEDULE.split(",").map((s) => positiveNumber(s.trim(), 0, "RETRY_SCHEDULE"))
+    : DEFAULT_RETRY_SCHEDULE;
+  const auditDays = env.AUDIT_RETENTION_DAYS ? positiveNumber(env.AUDIT_RETENTION_DAYS, 0, "AUDIT_RETENTION_DAYS") : null;
+  const parsed: Config = {
+    adminToken: env.ADMIN_TOKEN || null,
+    secretsKey: env.SECRETS_KEY || null,
+    allowPrivateWebhookUrls: env.ALLOW_PRIVATE_WEBHOOK_URLS === "true",
+    retrySchedule: schedule,
+    throttleFloorSeconds: positiveNumber(env.RETRY_THROTTLE_FLOOR_SECONDS, 60, "RETRY_THROTTLE_FLOOR_SECONDS"),
+    deliveryTimeoutMs: positiveNumber(env.DELIVERY_TIMEOUT_MS, 10_000, "DELIVERY_TIMEOUT_MS"),
+    deliveryRetentionDays: positiveNumber(env.DELIVERY_RETENTION_DAYS, 30, "DELIVERY_RETENTION_DAYS"),
+    auditRetentionDays: auditDays && auditDays > 0 ? auditDays : null,
+    secretGraceMs: positiveNumber(env.SECRET_GRACE_HOURS, 24, "SECRET_GRACE_HOURS") * HOUR,
+    failureDisableMs: positiveNumber(env.WEBHOOK_FAILURE_DISABLE_DAYS, 5, "WEBHOOK_FAILURE_DISABLE_DAYS") * DAY,
+    sessionTtlMs: positiveNumber(env.SESSION_TTL_HOURS, 12, "SESSION_TTL_HOURS") * HOUR,
+  };
+  cache.set(env, parsed);
+  return parsed;
+}

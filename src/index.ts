@@ -1,0 +1,26 @@
+// Entry: fetch (the Hono app), queue (ingest and delivery consumers), scheduled (sweeper, retention).
+import { app } from "./app";
+import { processDeliveries, type DeliveryMessage } from "./delivery/consumer";
+import { sweep } from "./delivery/sweeper";
+import type { Env } from "./env";
+import { recordBatch } from "./ingest/consumer";
+import type { IngestMessage } from "./ingest/record";
+
+export type QueueMessage = IngestMessage | DeliveryMessage;
+
+export default {
+  fetch: app.fetch,
+
+  async queue(batch, env) {
+    if (batch.queue.startsWith("flaghook-ingest")) {
+      await recordBatch(env, batch as MessageBatch<IngestMessage>);
+    } else {
+      await processDeliveries(env, (batch as MessageBatch<DeliveryMessage>).messages.map((m) => m.body));
+      batch.ackAll();
+    }
+  },
+
+  async scheduled(_controller, env) {
+    await sweep(env);
+  },
+} satisfies ExportedHandler<Env, QueueMessage>;

@@ -1,0 +1,95 @@
+// Acceptance: an event is accepted once it is durable, in the ingest queue or, when the queue
+// refuses it (too large, or the send fails), written straight to D1. Nothing else runs at ingest.
+import { now } from "../domain/clock";
+import { ApiError } from "../domain/errors";
+import type { ChangeEvent } from "../domain/event";
+import type { WebhookRow } from "../db/schema";
+import { config, type Env } from "../env";
+import { eventIdFor } from "./event-id";
+import { recordEvents, type IngestMessage } from "./record";
+
+/** Queue messages may be 128 KB; leave room for the envelope. */
+const MAX_MESSAGE_BYTES = 120_000;
+const MAX_BATCH_BYTES = 240_000;
+
+export interface Accepted {
+  event_id: string;
+  status: "accepted";
+}
+
+export async function acceptEvents(
+  env: Env,
+  orgId: number,
+  items: readonly { event: ChangeEvent; clientId?: string }[],
+): Promise<Accepted[]> {
+  const secretsKey = config(env).secretsKey;
+  if (!secretsKey) throw new ApiError(500, "server_misconfigured", "SECRETS_KEY is not set on this deployment");
+  const receivedAt = now();
+  const messages: IngestMessage[] = await Promise.all(
+    items.map(async ({ event, clientId }) => ({
+      orgId,
+      eventId: await eventIdFor(secretsKey, orgId, clientId ?? event.id),
+      receivedAt,
+      event,
+    })),
+  );
+  await makeDurable(env, messages);
+  return messages.map((m) => ({ event_id: m.eventId, status: "accepted" }));
+}
+
+async function makeDurable(env: Env, messages: IngestMessage[]): Promise<void> {
+  const direct: IngestMessage[] = [];
+  let batch: { body: IngestMessage }[] = [];
+  let batchBytes = 0;
+  const flush = async () => {
+    if (!batch.length) return;
+    const sending = batch;
+    batch = [];
+    batchBytes = 0;
+    try {
+      await env.INGEST_QUEUE.sendBatch(sending);
+    } catch (err) {
+      console.warn(`ingest queue send failed, recording directly: ${String(err)}`);
+      direct.push(...sending.map((s) => s.body));
+    }
+  };
+  for (const m of messages) {
+    const size = JSON.stringify(m).length;
+    if (size > MAX_MESSAGE_BYTES) {
+      direct.push(m);
+      continue;
+    }
+    if (batchBytes + size > MAX_BATCH_BYTES) await flush();
+    batch.push({ body: m });
+    batchBytes += size;
+  }
+  await flush();
+  if (direct.length) {
+    try {
+      await recordEvents(env, direct);
+    } catch (err) {
+      console.error(`direct recording failed: ${String(err)}`);
+      throw new ApiError(503, "unavailable", "could not store the event durably; retry the request", []);
+    }
+  }
+}
+
+/** Audits a change flaghook made itself (webhooks, keys) as a system event of the organisation. */
+export async function recordSystemEvent(
+  env: Env,
+  orgId: number,
+  change: { log: string; webhook?: Pick<WebhookRow, "id" | "environmentId">; relatedType?: string; relatedUuid?: string },
+): Promise<void> {
+  const event: ChangeEvent = {
+    type: "CUSTOM",
+    log: change.log,
+    author: null,
+    environment: change.webhook?.environmentId != null ? { id: change.webhook.environmentId } : null,
+    related_object: {
+      type: change.relatedType ?? "WEBHOOK",
+      id: null,
+      uuid: change.webhook?.id ?? change.relatedUuid ?? null,
+    },
+  };
+  await acceptEvents(env, orgId, [{ event }]);
+}

@@ -1,0 +1,195 @@
+// Turns accepted change events into audit entries and deliveries. Used by the ingest queue
+// consumer, by ingest itself when the queue refuses a message, and by the sweeper.
+import { and, eq, inArray, sql } from "drizzle-orm";
+import type { BatchItem } from "drizzle-orm/batch";
+import { auditData, auditFields } from "../domain/audit";
+import { isoMicro, now } from "../domain/clock";
+import { sha256 } from "../domain/crypto";
+import { base32 } from "../domain/ids";
+import type { ChangeEvent } from "../domain/event";
+import { planDeliveries, type Subscriber } from "../domain/fanout";
+import type { WebhookEventType } from "../domain/payload";
+import { chunk, database, type Db } from "../db/client";
+import { auditEntries, deliveries, environments, projects, webhooks, type AuditEntryRow } from "../db/schema";
+import { enqueueDeliveries } from "../delivery/enqueue";
+import type { Env } from "../env";
+
+export interface IngestMessage {
+  orgId: number;
+  eventId: string;
+  /** Receipt time in ms; the default `created_date`. */
+  receivedAt: number;
+  event: ChangeEvent;
+}
+
+/**
+ * Records a batch of accepted events idempotently: an event id already recorded changes nothing,
+ * and an entry recorded but not yet fanned out (a crash between the two writes) is fanned out now.
+ */
+export async function recordEvents(env: Env, messages: readonly IngestMessage[]): Promise<void> {
+  if (!messages.length) return;
+  const db = database(env.DB);
+  const recordedAt = now();
+  const writes: BatchItem<"sqlite">[] = [...upsertScopes(db, messages, recordedAt)];
+  for (const m of messages) writes.push(insertAuditEntry(db, m, recordedAt));
+  await db.batch(writes as [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]]);
+  await fanOut(env, db, messages);
+}
+
+function upsertScopes(db: Db, messages: readonly IngestMessage[], at: number): BatchItem<"sqlite">[] {
+  const projectRows = new Map<string, typeof projects.$inferInsert>();
+  const environmentRows = new Map<string, typeof environments.$inferInsert>();
+  for (const { orgId, event } of messages) {
+    if (event.project) {
+      const key = `${orgId}:${event.project.id}`;
+      projectRows.set(key, { orgId, id: event.project.id, name: event.project.name ?? projectRows.get(key)?.name ?? null, updatedAt: at });
+    }
+    if (event.environment) {
+      const e = event.environment;
+      environmentRows.set(`${orgId}:${e.id}`, {
+        orgId,
+        id: e.id,
+        projectId: event.project?.id ?? null,
+        name: e.name ?? null,
+        apiKey: e.api_key ?? null,
+        updatedAt: at,
+      });
+    }
+  }
+  const coalesce = (column: string) => sql.raw(`coalesce(excluded.${column}, ${column})`);
+  return [
+    ...[...projectRows.values()].map((row) =>
+      db.insert(projects).values(row).onConflictDoUpdate({
+        target: [projects.orgId, projects.id],
+        set: { name: coalesce("name"), updatedAt: at },
+      }),
+    ),
+    ...[...environmentRows.values()].map((row) =>
+      db.insert(environments).values(row).onConflictDoUpdate({
+        target: [environments.orgId, environments.id],
+        set: { name: coalesce("name"), projectId: coalesce("project_id"), apiKey: coalesce("api_key"), updatedAt: at },
+      }),
+    ),
+  ];
+}
+
+function insertAuditEntry(db: Db, m: IngestMessage, recordedAt: number) {
+  const fields = auditFields(m.orgId, m.event, m.event.occurred_at ?? isoMicro(m.receivedAt));
+  // Names the event left out come from what earlier events said about the project/environment.
+  const projectName =
+    fields.projectName ??
+    (fields.projectId == null
+      ? null
+      : sql`(select name from projects where org_id = ${m.orgId} and id = ${fields.projectId})`);
+  const environmentName =
+    fields.environmentName ??
+    (fields.environmentId == null
+      ? null
+      : sql`(select name from environments where org_id = ${m.orgId} and id = ${fields.environmentId})`);
+  return db
+    .insert(auditEntries)
+    .values({
+      ...fields,
+      projectName,
+      environmentName,
+      eventId: m.eventId,
+      event: JSON.stringify(m.event),
+      receivedAt: m.receivedAt,
+      recordedAt,
+    })
+    .onConflictDoNothing();
+}
+
+/** Creates the deliveries of every entry of these events that is not yet fanned out, then queues them. */
+async function fanOut(env: Env, db: Db, messages: readonly IngestMessage[]): Promise<void> {
+  const byOrg = new Map<number, string[]>();
+  for (const m of messages) byOrg.set(m.orgId, [...(byOrg.get(m.orgId) ?? []), m.eventId]);
+  const entries: AuditEntryRow[] = [];
+  for (const [orgId, ids] of byOrg) {
+    for (const part of chunk(ids, 90)) {
+      entries.push(
+        ...(await db
+          .select()
+          .from(auditEntries)
+          .where(and(eq(auditEntries.orgId, orgId), inArray(auditEntries.eventId, part), eq(auditEntries.fannedOut, false)))),
+      );
+    }
+  }
+  await fanOutEntries(env, db, entries);
+}
+
+/** Also called by the sweeper for entries a crash left without deliveries. */
+export async function fanOutEntries(env: Env, db: Db, entries: readonly AuditEntryRow[]): Promise<void> {
+  if (!entries.length) return;
+  const orgIds = [...new Set(entries.map((e) => e.orgId))];
+  const hooks = await db
+    .select({
+      id: webhooks.id,
+      orgId: webhooks.orgId,
+      scope: webhooks.scope,
+      environmentId: webhooks.environmentId,
+      eventTypes: webhooks.eventTypes,
+    })
+    .from(webhooks)
+    .where(and(inArray(webhooks.orgId, orgIds), eq(webhooks.enabled, true)));
+  const needsProjectEnvironments = entries.filter((e) => e.environmentId == null && e.projectId != null);
+  const projectEnvironments = needsProjectEnvironments.length
+    ? await db
+        .select({ orgId: environments.orgId, projectId: environments.projectId, id: environments.id, name: environments.name })
+        .from(environments)
+        .where(
+          and(
+            inArray(environments.orgId, orgIds),
+            inArray(environments.projectId, [...new Set(needsProjectEnvironments.map((e) => e.projectId!))]),
+          ),
+        )
+    : [];
+  const at = now();
+  const writes: BatchItem<"sqlite">[] = [];
+  const queued: string[] = [];
+  for (const entry of entries) {
+    const subscribers: Subscriber[] = hooks
+      .filter((h) => h.orgId === entry.orgId)
+      .map((h) => ({ ...h, eventTypes: h.eventTypes ? (JSON.parse(h.eventTypes) as WebhookEventType[]) : null }));
+    const event = JSON.parse(entry.event) as ChangeEvent;
+    const planned = planDeliveries({
+      event,
+      auditData: auditData(entry),
+      timestamp: entry.createdDate,
+      webhooks: subscribers,
+      projectEnvironments: projectEnvironments.filter((e) => e.orgId === entry.orgId && e.projectId === entry.projectId),
+      projectName: entry.projectName,
+    });
+    for (const p of planned) {
+      const id = await deliveryId(entry.id, p.webhookId, p.eventType, p.environmentId);
+      queued.push(id);
+      writes.push(
+        db
+          .insert(deliveries)
+          .values({
+            id,
+            orgId: entry.orgId,
+            webhookId: p.webhookId,
+            auditEntryId: entry.id,
+            eventId: entry.eventId,
+            eventType: p.eventType,
+            payload: p.payload,
+            status: "pending",
+            nextAttemptAt: at,
+            createdAt: at,
+            updatedAt: at,
+          })
+          .onConflictDoNothing(),
+      );
+    }
+    writes.push(db.update(auditEntries).set({ fannedOut: true }).where(eq(auditEntries.id, entry.id)));
+  }
+  await db.batch(writes as [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]]);
+  await enqueueDeliveries(env, queued.map((id) => ({ id, attempt: 0 })));
+}
+
+/** Deterministic, so a second fan-out of the same entry (duplicate message, crash) inserts nothing. */
+async function deliveryId(auditEntryId: number, webhookId: string, eventType: string, environmentId: number | null) {
+  const digest = await sha256(`${auditEntryId}:${webhookId}:${eventType}:${environmentId ?? ""}`);
+  return `dlv_${base32(digest.slice(0, 16))}`;
+}

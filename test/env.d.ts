@@ -1,0 +1,13 @@
+import type { D1Migration } from "cloudflare:test";
+import type { Env as FlaghookEnv } from "../src/env";
+
+declare global {
+  namespace Cloudflare {
+    interface Env extends FlaghookEnv {
+      TEST_MIGRATIONS: D1Migration[];
+    }
+    interface GlobalProps {
+      mainModule: typeof import("../src/index");
+    }
+  }
+}

@@ -1,0 +1,32 @@
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
+import { defineConfig } from "vitest/config";
+
+export default defineConfig(async () => {
+  const migrations = await readD1Migrations("./migrations");
+  return {
+    plugins: [
+      cloudflareTest({
+        main: "./src/index.ts",
+        wrangler: { configPath: "./wrangler.toml" },
+        miniflare: {
+          bindings: {
+            TEST_MIGRATIONS: migrations,
+            ADMIN_TOKEN: "test-admin-token",
+            SECRETS_KEY: "test-secrets-key-not-for-production",
+            ALLOW_PRIVATE_WEBHOOK_URLS: "true",
+            RETRY_SCHEDULE: "1,1,1",
+            RETRY_THROTTLE_FLOOR_SECONDS: "2",
+            DELIVERY_TIMEOUT_MS: "2000",
+          },
+        },
+      }),
+    ],
+    test: {
+      include: ["test/**/*.test.ts"],
+      exclude: ["test/browser/**"],
+      setupFiles: ["./test/setup/apply-migrations.ts"],
+      globalSetup: ["./test/setup/receiver.ts"],
+      testTimeout: 30_000,
+    },
+  };
+});
