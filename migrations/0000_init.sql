@@ -67,6 +67,7 @@ CREATE TABLE `deliveries` (
 	`payload` text NOT NULL,
 	`status` text NOT NULL,
 	`attempt_count` integer DEFAULT 0 NOT NULL,
+	`cycle_start` integer DEFAULT 0 NOT NULL,
 	`next_attempt_at` integer,
 	`last_status_code` integer,
 	`last_error` text,
@@ -89,7 +90,7 @@ CREATE TABLE `environments` (
 );
 --> statement-breakpoint
 CREATE INDEX `environments_project` ON `environments` (`org_id`,`project_id`);--> statement-breakpoint
-CREATE UNIQUE INDEX `environments_api_key` ON `environments` (`org_id`,`api_key`);--> statement-breakpoint
+CREATE INDEX `environments_api_key` ON `environments` (`org_id`,`api_key`);--> statement-breakpoint
 CREATE TABLE `organisations` (
 	`id` integer PRIMARY KEY AUTOINCREMENT NOT NULL,
 	`name` text NOT NULL,

@@ -6,7 +6,9 @@ import { secureHeaders } from "hono/secure-headers";
 import { auditRoutes } from "./api/audit";
 import type { AppEnv } from "./api/context";
 import { eventRoutes } from "./api/events";
+import { deliveryRoutes } from "./api/deliveries";
 import { organisationRoutes } from "./api/organisations";
+import { webhookRoutes } from "./api/webhooks";
 import { ApiError } from "./domain/errors";
 
 export const MAX_BODY_BYTES = 256 * 1024;
@@ -49,6 +51,9 @@ app.get("/healthz", (c) => c.json({ status: "ok" }));
 app.route("/api/v1/organisations", organisationRoutes);
 app.route("/api/v1/events", eventRoutes);
 app.route("/api/v1/audit", auditRoutes);
+app.route("/api/v1/organisations/:org/webhooks", webhookRoutes("organisation"));
+app.route("/api/v1/environments/:env/webhooks", webhookRoutes("environment"));
+app.route("/api/v1/deliveries", deliveryRoutes);
 
 app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", {
   type: "apiKey",

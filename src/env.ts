@@ -17,6 +17,7 @@ export interface Env {
   SECRET_GRACE_HOURS?: string;
   WEBHOOK_FAILURE_DISABLE_DAYS?: string;
   SESSION_TTL_HOURS?: string;
+  DNS_RESOLVER_URL?: string;
 }
 
 export interface Config {
@@ -33,6 +34,8 @@ export interface Config {
   secretGraceMs: number;
   failureDisableMs: number;
   sessionTtlMs: number;
+  /** DNS-over-HTTPS JSON endpoint used to refuse webhook hosts that resolve to private addresses. */
+  dnsResolverUrl: string;
 }
 
 export const DEFAULT_RETRY_SCHEDULE = [5, 300, 1800, 7200, 18000, 36000, 36000];
@@ -68,6 +71,7 @@ export function config(env: Env): Config {
     auditRetentionDays: auditDays && auditDays > 0 ? auditDays : null,
     secretGraceMs: positiveNumber(env.SECRET_GRACE_HOURS, 24, "SECRET_GRACE_HOURS") * HOUR,
     failureDisableMs: positiveNumber(env.WEBHOOK_FAILURE_DISABLE_DAYS, 5, "WEBHOOK_FAILURE_DISABLE_DAYS") * DAY,
+    dnsResolverUrl: env.DNS_RESOLVER_URL || "https://cloudflare-dns.com/dns-query",
     sessionTtlMs: positiveNumber(env.SESSION_TTL_HOURS, 12, "SESSION_TTL_HOURS") * HOUR,
   };
   cache.set(env, parsed);

@@ -45,7 +45,8 @@ const security = [{ operator: [] }];
 const orgParam = z.object({ org: numericId("org") });
 
 export const organisationRoutes = resource();
-organisationRoutes.use("*", requireOperator);
+// Only these paths: /{org}/webhooks, mounted beside, belongs to the organisation's API key.
+for (const path of ["/", "/:org/api-keys", "/:org/api-keys/*"]) organisationRoutes.use(path, requireOperator);
 
 async function findOrganisation(d1: D1Database, id: number) {
   const [org] = await database(d1).select().from(organisations).where(eq(organisations.id, id));

@@ -1,4 +1,5 @@
 import { drizzle } from "drizzle-orm/d1";
+import type { BatchItem } from "drizzle-orm/batch";
 import * as schema from "./schema";
 
 export type Db = ReturnType<typeof database>;
@@ -20,4 +21,10 @@ export function chunk<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
+}
+
+/** Runs statements as one D1 batch (a single transaction); an empty list does nothing. */
+export async function runBatch(db: Db, items: readonly BatchItem<"sqlite">[]): Promise<unknown[]> {
+  if (!items.length) return [];
+  return db.batch(items as [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]]);
 }

@@ -3,7 +3,7 @@ import { and, eq, inArray, sql } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import { now } from "../domain/clock";
 import { nextDelaySeconds } from "../domain/retry";
-import { database, type Db } from "../db/client";
+import { database, runBatch, type Db } from "../db/client";
 import { attempts, deliveries, webhooks, type DeliveryRow, type WebhookRow } from "../db/schema";
 import { config, type Env } from "../env";
 import { recordSystemEvent } from "../ingest/accept";
@@ -56,10 +56,8 @@ export async function processDeliveries(env: Env, messages: readonly DeliveryMes
       .set({ status: "failed", lastError: webhook ? "webhook is disabled" : "webhook was deleted", nextAttemptAt: null, updatedAt: at })
       .where(and(eq(deliveries.id, delivery.id), eq(deliveries.status, "pending"))),
   );
-  const batch = [...claims, ...failDisabled] as BatchItem<"sqlite">[];
-  if (!batch.length) return;
   const claimed = new Set(
-    ((await db.batch(batch as [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]])) as unknown[])
+    (await runBatch(db, [...claims, ...failDisabled]))
       .slice(0, claims.length)
       .flatMap((r) => (r as { id: string }[]).map((x) => x.id)),
   );
@@ -162,7 +160,7 @@ export async function settle(env: Env, db: Db, done: readonly Settled[]): Promis
         .where(and(eq(webhooks.id, webhook.id), eq(webhooks.enabled, true))),
     );
   }
-  await db.batch(writes as [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]]);
+  await runBatch(db, writes);
   await enqueueDeliveries(env, retries);
   for (const { webhook, reason } of disabledNow) {
     await recordSystemEvent(env, webhook.orgId, {

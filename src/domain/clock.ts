@@ -25,7 +25,11 @@ export function normaliseTimestamp(input: string): string | null {
   const m = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2})?)(?:\.(\d{1,9}))?(Z|[+-]\d{2}:?\d{2})?$/i.exec(input);
   if (!m) return null;
   const [, date, time, frac = "", zone = "Z"] = m;
-  const parsed = Date.parse(`${date}T${time.length === 5 ? `${time}:00` : time}${zone.toUpperCase()}`);
+  const local = `${date}T${time.length === 5 ? `${time}:00` : time}`;
+  // Date.parse rolls 2021-02-30 over to 2 March and 24:00 to the next day; such dates do not exist.
+  const asGiven = Date.parse(`${local}Z`);
+  if (Number.isNaN(asGiven) || new Date(asGiven).toISOString().slice(0, 19) !== local) return null;
+  const parsed = Date.parse(`${local}${zone.toUpperCase()}`);
   if (Number.isNaN(parsed)) return null;
   const micros = (frac + "000000").slice(0, 6);
   return new Date(parsed).toISOString().replace(/\.\d{3}Z$/, `.${micros}Z`);

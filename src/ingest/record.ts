@@ -9,7 +9,7 @@ import { base32 } from "../domain/ids";
 import type { ChangeEvent } from "../domain/event";
 import { planDeliveries, type Subscriber } from "../domain/fanout";
 import type { WebhookEventType } from "../domain/payload";
-import { chunk, database, type Db } from "../db/client";
+import { chunk, database, runBatch, type Db } from "../db/client";
 import { auditEntries, deliveries, environments, projects, webhooks, type AuditEntryRow } from "../db/schema";
 import { enqueueDeliveries } from "../delivery/enqueue";
 import type { Env } from "../env";
@@ -32,7 +32,7 @@ export async function recordEvents(env: Env, messages: readonly IngestMessage[])
   const recordedAt = now();
   const writes: BatchItem<"sqlite">[] = [...upsertScopes(db, messages, recordedAt)];
   for (const m of messages) writes.push(insertAuditEntry(db, m, recordedAt));
-  await db.batch(writes as [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]]);
+  await runBatch(db, writes);
   await fanOut(env, db, messages);
 }
 
@@ -184,7 +184,7 @@ export async function fanOutEntries(env: Env, db: Db, entries: readonly AuditEnt
     }
     writes.push(db.update(auditEntries).set({ fannedOut: true }).where(eq(auditEntries.id, entry.id)));
   }
-  await db.batch(writes as [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]]);
+  await runBatch(db, writes);
   await enqueueDeliveries(env, queued.map((id) => ({ id, attempt: 0 })));
 }
 

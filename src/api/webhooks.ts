@@ -1,0 +1,204 @@
+// Webhooks of an organisation (Flagsmith's audit log webhooks) and of an environment (its web hooks):
+// the same resource mounted twice, under /organisations/{org}/webhooks and /environments/{env}/webhooks.
+import { createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { notFound } from "../domain/errors";
+import { SCOPE_EVENT_TYPES, type WebhookScope } from "../domain/fanout";
+import { timestamp } from "../domain/event";
+import { database } from "../db/client";
+import { deliveryOut, listDeliveries, recover, type DeliveryCursor } from "../manage/deliveries";
+import {
+  createWebhook,
+  deleteWebhook,
+  findWebhook,
+  listWebhooks,
+  resolveEnvironment,
+  rotateSecret,
+  testWebhook,
+  updateWebhook,
+  webhookOut,
+  type WebhookOwner,
+} from "../manage/webhooks";
+import { requireOrganisation } from "./auth";
+import { resource, type AppEnv } from "./context";
+import { Delivery } from "./deliveries";
+import { decodeCursor, encodeCursor, errorResponses, json, jsonBody, page, pageSize } from "./schemas";
+
+const eventType = z.enum(SCOPE_EVENT_TYPES.organisation);
+
+export const Webhook = z
+  .object({
+    id: z.string().openapi({ example: "whk_0v3..." }),
+    url: z.string(),
+    name: z.string(),
+    scope: z.enum(["organisation", "environment"]),
+    environment: z.number().int().nullable(),
+    enabled: z.boolean(),
+    event_types: z.array(eventType).nullable().openapi({ description: "null: every event of the scope" }),
+    created_at: z.string(),
+    updated_at: z.string(),
+    disabled_reason: z.string().nullable(),
+    has_secret: z.boolean(),
+  })
+  .openapi("Webhook");
+
+const WebhookWithSecret = Webhook.extend({
+  secret: z.string().openapi({ description: "Shown only when created or rotated" }),
+}).openapi("WebhookWithSecret");
+
+const secret = z.string().min(8).max(256);
+const WebhookCreate = z
+  .strictObject({
+    url: z.string().max(2048),
+    name: z.string().trim().min(1).max(200).optional(),
+    enabled: z.boolean().optional(),
+    event_types: z.array(eventType).min(1).max(3).nullable().optional(),
+    secret: secret.optional().openapi({ description: "Default: whsec_ + base64 of 32 random bytes" }),
+  })
+  .openapi("WebhookCreate");
+const WebhookUpdate = WebhookCreate.partial().openapi("WebhookUpdate");
+
+const TestResult = z
+  .object({
+    delivery_id: z.string(),
+    ok: z.boolean(),
+    status_code: z.number().int().nullable(),
+    duration_ms: z.number().int(),
+    error: z.string().nullable(),
+    response_body: z.string().nullable(),
+  })
+  .openapi("WebhookTestResult");
+
+const idParam = z.object({ id: z.string().max(64) });
+const security = [{ apiKey: [] }];
+
+/** The organisation's own id in the path, or its environment (id or api_key). Others answer 404. */
+async function ownerOf(c: Context<AppEnv>, scope: WebhookScope): Promise<WebhookOwner> {
+  const orgId = c.get("orgId");
+  if (scope === "organisation") {
+    if (c.req.param("org") !== String(orgId)) throw notFound("organisation");
+    return { orgId, scope, environmentId: null };
+  }
+  const environmentId = await resolveEnvironment(database(c.env.DB), orgId, c.req.param("env") ?? "");
+  return { orgId, scope, environmentId };
+}
+
+export function webhookRoutes(scope: WebhookScope) {
+  const routes = resource();
+  const tags = [scope === "organisation" ? "Organisation webhooks" : "Environment webhooks"];
+  routes.use("*", requireOrganisation);
+  const hook = async (c: Context<AppEnv>, id: string) => findWebhook(database(c.env.DB), await ownerOf(c, scope), id);
+
+  routes.openapi(
+    createRoute({ method: "get", path: "/", tags, security, responses: { 200: json(page(Webhook), "Webhooks"), ...errorResponses } }),
+    async (c) => c.json({ results: await listWebhooks(database(c.env.DB), await ownerOf(c, scope)), next: null }, 200),
+  );
+
+  routes.openapi(
+    createRoute({
+      method: "post",
+      path: "/",
+      tags,
+      security,
+      request: { body: jsonBody(WebhookCreate) },
+      responses: { 201: json(WebhookWithSecret, "Created; the secret is shown once"), ...errorResponses },
+    }),
+    async (c) => c.json(await createWebhook(c.env, await ownerOf(c, scope), c.req.valid("json")), 201),
+  );
+
+  routes.openapi(
+    createRoute({ method: "get", path: "/{id}", tags, security, request: { params: idParam }, responses: { 200: json(Webhook, "The webhook"), ...errorResponses } }),
+    async (c) => c.json(webhookOut(await hook(c, c.req.valid("param").id)), 200),
+  );
+
+  routes.openapi(
+    createRoute({
+      method: "patch",
+      path: "/{id}",
+      tags,
+      security,
+      request: { params: idParam, body: jsonBody(WebhookUpdate) },
+      responses: { 200: json(Webhook, "Updated"), ...errorResponses },
+    }),
+    async (c) => c.json(await updateWebhook(c.env, await hook(c, c.req.valid("param").id), c.req.valid("json")), 200),
+  );
+
+  routes.openapi(
+    createRoute({ method: "delete", path: "/{id}", tags, security, request: { params: idParam }, responses: { 204: { description: "Deleted, with its deliveries" }, ...errorResponses } }),
+    async (c) => {
+      await deleteWebhook(c.env, await hook(c, c.req.valid("param").id));
+      return c.body(null, 204);
+    },
+  );
+
+  routes.openapi(
+    createRoute({
+      method: "post",
+      path: "/{id}/rotate-secret",
+      tags,
+      security,
+      request: { params: idParam, body: { required: false, content: { "application/json": { schema: z.strictObject({ secret: secret.optional() }) } } } },
+      responses: { 200: json(WebhookWithSecret.extend({ previous_secret_expires_at: z.string().nullable() }), "Rotated; the old secret signs too until it expires"), ...errorResponses },
+    }),
+    async (c) => {
+      const body = (c.req.valid("json") ?? {}) as { secret?: string };
+      return c.json(await rotateSecret(c.env, await hook(c, c.req.valid("param").id), body.secret), 200);
+    },
+  );
+
+  routes.openapi(
+    createRoute({
+      method: "post",
+      path: "/{id}/test",
+      tags,
+      security,
+      summary: "Send a sample payload now and answer what the receiver said",
+      request: { params: idParam },
+      responses: { 200: json(TestResult, "The receiver's answer"), ...errorResponses },
+    }),
+    async (c) => c.json(await testWebhook(c.env, await hook(c, c.req.valid("param").id)), 200),
+  );
+
+  routes.openapi(
+    createRoute({
+      method: "get",
+      path: "/{id}/deliveries",
+      tags,
+      security,
+      request: {
+        params: idParam,
+        query: z.strictObject({
+          status: z.enum(["pending", "delivered", "failed"]).optional(),
+          page_size: pageSize,
+          cursor: z.string().max(512).optional(),
+        }),
+      },
+      responses: { 200: json(page(Delivery), "Deliveries, newest first"), ...errorResponses },
+    }),
+    async (c) => {
+      const webhook = await hook(c, c.req.valid("param").id);
+      const { status, page_size, cursor } = c.req.valid("query");
+      const after = cursor ? decodeCursor<DeliveryCursor>(cursor, ["number", "string"]) : undefined;
+      const { rows, next } = await listDeliveries(database(c.env.DB), webhook.id, { status, limit: page_size, after });
+      return c.json({ results: rows.map(deliveryOut), next: next ? encodeCursor(next) : null }, 200);
+    },
+  );
+
+  routes.openapi(
+    createRoute({
+      method: "post",
+      path: "/{id}/recover",
+      tags,
+      security,
+      summary: "Redeliver every failed delivery created since a time",
+      request: { params: idParam, body: jsonBody(z.strictObject({ since: timestamp })) },
+      responses: { 202: json(z.object({ recovered: z.number().int() }), "Queued again"), ...errorResponses },
+    }),
+    async (c) => {
+      const webhook = await hook(c, c.req.valid("param").id);
+      return c.json(await recover(c.env, webhook.id, Date.parse(c.req.valid("json").since)), 202);
+    },
+  );
+
+  return routes;
+}

@@ -1,0 +1,125 @@
+// Reading deliveries and their attempts; redelivering one, or recovering a webhook's failures.
+import { and, asc, desc, eq, gte, lt, or, type SQL } from "drizzle-orm";
+import { now } from "../domain/clock";
+import { ApiError, notFound } from "../domain/errors";
+import { database, runBatch, type Db } from "../db/client";
+import { attempts, deliveries, webhooks, type AttemptRow, type DeliveryRow } from "../db/schema";
+import { enqueueDeliveries } from "../delivery/enqueue";
+import type { Env } from "../env";
+
+export type DeliveryStatus = DeliveryRow["status"];
+export type DeliveryCursor = [number, string];
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+export function deliveryOut(d: DeliveryRow) {
+  return {
+    id: d.id,
+    webhook_id: d.webhookId,
+    event_id: d.eventId,
+    audit_entry_id: d.auditEntryId,
+    event_type: d.eventType,
+    status: d.status,
+    attempt_count: d.attemptCount,
+    next_attempt_at: d.status === "pending" ? iso(d.nextAttemptAt) : null,
+    last_status_code: d.lastStatusCode,
+    last_error: d.lastError,
+    created_at: iso(d.createdAt)!,
+    updated_at: iso(d.updatedAt)!,
+  };
+}
+
+export function attemptOut(a: AttemptRow) {
+  return {
+    number: a.number,
+    attempted_at: iso(a.attemptedAt)!,
+    status_code: a.statusCode,
+    duration_ms: a.durationMs,
+    error: a.error,
+    response_body: a.responseBody,
+  };
+}
+
+/** A webhook's deliveries, newest first, optionally of one status. */
+export async function listDeliveries(
+  db: Db,
+  webhookId: string,
+  options: { status?: DeliveryStatus; limit: number; after?: DeliveryCursor },
+) {
+  const conditions: (SQL | undefined)[] = [eq(deliveries.webhookId, webhookId)];
+  if (options.status) conditions.push(eq(deliveries.status, options.status));
+  if (options.after) {
+    const [createdAt, id] = options.after;
+    conditions.push(or(lt(deliveries.createdAt, createdAt), and(eq(deliveries.createdAt, createdAt), lt(deliveries.id, id))));
+  }
+  const rows = await db
+    .select()
+    .from(deliveries)
+    .where(and(...conditions))
+    .orderBy(desc(deliveries.createdAt), desc(deliveries.id))
+    .limit(options.limit + 1);
+  const page = rows.slice(0, options.limit);
+  const last = page.at(-1);
+  return { rows: page, next: rows.length > options.limit && last ? ([last.createdAt, last.id] as DeliveryCursor) : null };
+}
+
+export async function findDelivery(db: Db, orgId: number, id: string) {
+  const [row] = await db
+    .select()
+    .from(deliveries)
+    .where(and(eq(deliveries.orgId, orgId), eq(deliveries.id, id)));
+  if (!row) throw notFound("delivery");
+  return row;
+}
+
+export async function deliveryWithAttempts(db: Db, orgId: number, id: string) {
+  const delivery = await findDelivery(db, orgId, id);
+  const rows = await db.select().from(attempts).where(eq(attempts.deliveryId, id)).orderBy(asc(attempts.number));
+  return { ...deliveryOut(delivery), payload: delivery.payload, attempts: rows.map(attemptOut) };
+}
+
+/**
+ * Sends a delivery again, same bytes and same webhook-id, starting a fresh retry cycle.
+ * A delivery still pending is left to its schedule.
+ */
+export async function redeliver(env: Env, orgId: number, id: string) {
+  const db = database(env.DB);
+  const delivery = await findDelivery(db, orgId, id);
+  const [hook] = await db.select({ enabled: webhooks.enabled }).from(webhooks).where(eq(webhooks.id, delivery.webhookId));
+  if (!hook?.enabled) throw new ApiError(409, "webhook_disabled", "enable the webhook before redelivering to it");
+  if (delivery.status === "pending") throw new ApiError(409, "delivery_pending", "this delivery is still being attempted");
+  const [row] = await db
+    .update(deliveries)
+    .set({ status: "pending", cycleStart: delivery.attemptCount, nextAttemptAt: now(), updatedAt: now() })
+    .where(and(eq(deliveries.id, id), eq(deliveries.attemptCount, delivery.attemptCount)))
+    .returning();
+  if (!row) throw new ApiError(409, "delivery_busy", "the delivery changed while redelivering; try again");
+  await enqueueDeliveries(env, [{ id, attempt: row.attemptCount }]);
+  return deliveryOut(row);
+}
+
+/** Redelivers every failed delivery of a webhook created at or after `since`. */
+export async function recover(env: Env, webhookId: string, since: number) {
+  const db = database(env.DB);
+  const [hook] = await db.select({ enabled: webhooks.enabled }).from(webhooks).where(eq(webhooks.id, webhookId));
+  if (!hook?.enabled) throw new ApiError(409, "webhook_disabled", "enable the webhook before recovering its deliveries");
+  const failed = await db
+    .select({ id: deliveries.id, attemptCount: deliveries.attemptCount })
+    .from(deliveries)
+    .where(and(eq(deliveries.webhookId, webhookId), eq(deliveries.status, "failed"), gte(deliveries.createdAt, since)));
+  const at = now();
+  for (let i = 0; i < failed.length; i += 50) {
+    const part = failed.slice(i, i + 50);
+    await runBatch(
+      db,
+      part.map((d) =>
+        db
+          .update(deliveries)
+          .set({ status: "pending", cycleStart: d.attemptCount, nextAttemptAt: at, updatedAt: at })
+          .where(and(eq(deliveries.id, d.id), eq(deliveries.status, "failed"))),
+      ),
+    );
+  }
+  await enqueueDeliveries(env, failed.map((d) => ({ id: d.id, attempt: d.attemptCount })));
+  return { recovered: failed.length };
+}
