@@ -3,7 +3,11 @@
 //   PUT    /_control/<mailbox>  {"responses": [{status, headers, body, delayMs, reset}], "default": {...}}
 //   GET    /_control/<mailbox>  -> {"requests": [{headers, body, receivedAt}]}
 //   DELETE /_control/<mailbox>  forgets the mailbox
+//   POST   /_seed-check         runs the seed's Python signature check: {"secret","body","signature"}
+import { execFileSync } from "node:child_process";
 import http from "node:http";
+
+const SEED_CHECK = new URL("../test/fixtures/seed_signature_check.py", import.meta.url).pathname;
 
 export async function startReceiver({ port = 0, host = "127.0.0.1", keepBodies = true } = {}) {
   const mailboxes = new Map();
@@ -19,6 +23,11 @@ export async function startReceiver({ port = 0, host = "127.0.0.1", keepBodies =
       const url = new URL(req.url, "http://receiver");
       const [, kind, name = "default"] = url.pathname.split("/");
       if (kind === "_control") return control(req.method, box(name), name, body, res);
+      // POST /_seed-check {"secret","body","signature"}: runs the seed's Python snippet on them.
+      if (kind === "_seed-check") {
+        const verdict = execFileSync("python3", [SEED_CHECK], { input: body }).toString().trim();
+        return send(res, { status: 200, body: verdict });
+      }
       if (req.method !== "POST") return send(res, { status: 405 });
       const mailbox = box(name);
       mailbox.count++;

@@ -66,3 +66,9 @@ export async function countRows(table: string, where = "1 = 1", ...binds: unknow
   const row = await env.DB.prepare(`select count(*) as n from ${table} where ${where}`).bind(...binds).first<{ n: number }>();
   return row?.n ?? 0;
 }
+
+/** Runs the seed's own Python signature snippet (test/fixtures/seed_signature_check.py) on a delivery. */
+export async function seedPythonSays(secret: string, body: string, signature: string): Promise<string> {
+  const res = await fetch(`${receiverUrl()}/_seed-check`, { method: "POST", body: JSON.stringify({ secret, body, signature }) });
+  return res.text();
+}
