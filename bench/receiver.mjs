@@ -3,11 +3,23 @@
 //   PUT    /_control/<mailbox>  {"responses": [{status, headers, body, delayMs, reset}], "default": {...}}
 //   GET    /_control/<mailbox>  -> {"requests": [{headers, body, receivedAt}]}
 //   DELETE /_control/<mailbox>  forgets the mailbox
+//   POST   /_python-dumps       answers Python's json.dumps(json.loads(body), sort_keys=True)
+//   GET    /dns-query?name=&type=  DNS-over-HTTPS JSON answers for a few fixed test names
 //   POST   /_seed-check         runs the seed's Python signature check: {"secret","body","signature"}
 import { execFileSync } from "node:child_process";
 import http from "node:http";
 
 const SEED_CHECK = new URL("../test/fixtures/seed_signature_check.py", import.meta.url).pathname;
+const PYTHON_DUMPS = new URL("../test/fixtures/python_dumps.py", import.meta.url).pathname;
+
+/** A tiny DNS-over-HTTPS (JSON) answerer for the URL policy tests: fixed names, fixed addresses. */
+const DNS = {
+  "public.example.test": ["93.184.216.34"],
+  "internal.example.test": ["10.0.0.5"],
+  "metadata.example.test": ["169.254.169.254"],
+  "loopback.example.test": ["127.0.0.1"],
+  "v6-private.example.test": ["fd00::1"],
+};
 
 export async function startReceiver({ port = 0, host = "127.0.0.1", keepBodies = true } = {}) {
   const mailboxes = new Map();
@@ -24,6 +36,15 @@ export async function startReceiver({ port = 0, host = "127.0.0.1", keepBodies =
       const [, kind, name = "default"] = url.pathname.split("/");
       if (kind === "_control") return control(req.method, box(name), name, body, res);
       // POST /_seed-check {"secret","body","signature"}: runs the seed's Python snippet on them.
+      if (kind === "_python-dumps") {
+        return send(res, { status: 200, body: execFileSync("python3", [PYTHON_DUMPS], { input: body }).toString() });
+      }
+      if (kind === "dns-query") {
+        const name = url.searchParams.get("name");
+        const v6 = url.searchParams.get("type") === "AAAA";
+        const answers = (DNS[name] ?? []).filter((ip) => ip.includes(":") === v6).map((data) => ({ type: v6 ? 28 : 1, data }));
+        return send(res, { status: 200, headers: { "content-type": "application/dns-json" }, body: JSON.stringify({ Status: 0, Answer: answers }) });
+      }
       if (kind === "_seed-check") {
         const verdict = execFileSync("python3", [SEED_CHECK], { input: body }).toString().trim();
         return send(res, { status: 200, body: verdict });

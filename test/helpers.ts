@@ -72,3 +72,8 @@ export async function seedPythonSays(secret: string, body: string, signature: st
   const res = await fetch(`${receiverUrl()}/_seed-check`, { method: "POST", body: JSON.stringify({ secret, body, signature }) });
   return res.text();
 }
+
+/** What Flagsmith's own serialiser, json.dumps(sort_keys=True), makes of a body. */
+export async function pythonDumps(body: string): Promise<string> {
+  return (await fetch(`${receiverUrl()}/_python-dumps`, { method: "POST", body })).text();
+}
