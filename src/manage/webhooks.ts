@@ -251,6 +251,7 @@ function testPayload(hook: WebhookRow, at: number): { eventType: WebhookEventTyp
  * its one attempt, and is not retried; it does not count towards disabling the webhook.
  */
 export async function testWebhook(env: Env, hook: WebhookRow) {
+  await checkUrl(env, hook.url); // the policy may have tightened since the webhook was saved
   const db = database(env.DB);
   const at = now();
   const { eventType, payload } = testPayload(hook, at);
