@@ -46,12 +46,15 @@ function upsertScopes(db: Db, messages: readonly IngestMessage[], at: number): B
     }
     if (event.environment) {
       const e = event.environment;
-      environmentRows.set(`${orgId}:${e.id}`, {
+      const key = `${orgId}:${e.id}`;
+      // Like the upsert's coalesce: what an earlier event of the batch said survives a later silence.
+      const earlier = environmentRows.get(key);
+      environmentRows.set(key, {
         orgId,
         id: e.id,
-        projectId: event.project?.id ?? null,
-        name: e.name ?? null,
-        apiKey: e.api_key ?? null,
+        projectId: event.project?.id ?? earlier?.projectId ?? null,
+        name: e.name ?? earlier?.name ?? null,
+        apiKey: e.api_key ?? earlier?.apiKey ?? null,
         updatedAt: at,
       });
     }
