@@ -159,7 +159,43 @@ export const attempts = sqliteTable(
   (t) => [uniqueIndex("attempts_delivery").on(t.deliveryId, t.number)],
 );
 
+/** Where a Flagsmith instance posts its own webhooks (organisation audit log and environment web hooks). */
+export const inboundSources = sqliteTable(
+  "inbound_sources",
+  {
+    id: text("id").primaryKey(), // src_...
+    orgId: integer("org_id").notNull(),
+    name: text("name").notNull(),
+    tokenHash: text("token_hash").notNull(), // SHA-256 hex of the URL token; the token is shown once
+    tokenPrefix: text("token_prefix").notNull(), // enough of the token to recognise the URL in a list
+    secret: text("secret").notNull(), // AES-GCM ciphertext of the secret Flagsmith signs with
+    createdAt: ms("created_at").notNull(),
+    lastReceivedAt: ms("last_received_at"),
+    revokedAt: ms("revoked_at"),
+  },
+  (t) => [uniqueIndex("inbound_sources_token").on(t.tokenHash), index("inbound_sources_org").on(t.orgId, t.createdAt)],
+);
+
+/**
+ * Flagsmith FLAG_UPDATED / FLAG_DELETED webhooks relayed from an inbound source. They get no audit
+ * entry (Flagsmith's AUDIT_LOG_CREATED for the same change is one); this row makes a resend a no-op.
+ */
+export const relayedEvents = sqliteTable(
+  "relayed_events",
+  {
+    orgId: integer("org_id").notNull(),
+    eventId: text("event_id").notNull(),
+    sourceId: text("source_id").notNull(),
+    eventType: text("event_type", { enum: ["FLAG_UPDATED", "FLAG_DELETED"] }).notNull(),
+    environmentId: integer("environment_id").notNull(),
+    receivedAt: ms("received_at").notNull(),
+    recordedAt: ms("recorded_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.orgId, t.eventId] }), index("relayed_events_age").on(t.recordedAt)],
+);
+
 export type AuditEntryRow = typeof auditEntries.$inferSelect;
 export type WebhookRow = typeof webhooks.$inferSelect;
 export type DeliveryRow = typeof deliveries.$inferSelect;
 export type AttemptRow = typeof attempts.$inferSelect;
+export type InboundSourceRow = typeof inboundSources.$inferSelect;
