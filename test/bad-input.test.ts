@@ -126,6 +126,8 @@ const rows: Row[] = [
   { name: "page_size 0", method: "GET", path: "/api/v1/audit/?page_size=0", status: 400, code: "validation_failed", field: "page_size" },
   { name: "page_size 201", method: "GET", path: "/api/v1/audit/?page_size=201", status: 400, code: "validation_failed", field: "page_size" },
   { name: "page_size not a number", method: "GET", path: "/api/v1/audit/?page_size=ten", status: 400, code: "validation_failed", field: "page_size" },
+  { name: "empty project filter", method: "GET", path: "/api/v1/audit/?project=", status: 400, code: "validation_failed", field: "project" },
+  { name: "empty environment filter", method: "GET", path: "/api/v1/audit/?environment=1&environment=", status: 400, code: "validation_failed", field: "environment.1" },
   { name: "an unknown query parameter", method: "GET", path: "/api/v1/audit/?colour=red", status: 400, code: "validation_failed" },
   { name: "a cursor that is not base64 JSON", method: "GET", path: "/api/v1/audit/?cursor=not-a-cursor", status: 400, code: "invalid_cursor", field: "cursor" },
   {

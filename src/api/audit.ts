@@ -15,9 +15,15 @@ const flag = z.enum(["true", "false"]).transform((v) => v === "true");
 const oneOrMany = <T extends z.ZodType>(item: T) =>
   z.union([item, z.array(item)]).transform((v) => (Array.isArray(v) ? v : [v]) as z.output<T>[]);
 
+/** A numeric id in a query string; an empty value is an error, not 0. */
+const queryId = z
+  .string()
+  .regex(/^\d{1,15}$/, "must be a numeric id")
+  .transform(Number);
+
 export const AuditFiltersSchema = z.strictObject({
-  project: z.coerce.number().int().nonnegative().optional(),
-  environment: oneOrMany(z.coerce.number().int().nonnegative()).optional(),
+  project: queryId.optional(),
+  environment: oneOrMany(queryId).optional(),
   search: z.string().max(256).optional(),
   related_object_type: z
     .string()
