@@ -10,6 +10,8 @@ import { deliveryRoutes } from "./api/deliveries";
 import { organisationRoutes } from "./api/organisations";
 import { webhookRoutes } from "./api/webhooks";
 import { ApiError } from "./domain/errors";
+import { docsRoutes } from "./ui/docs";
+import { uiRoutes } from "./ui/index";
 
 export const MAX_BODY_BYTES = 256 * 1024;
 
@@ -54,6 +56,9 @@ app.route("/api/v1/audit", auditRoutes);
 app.route("/api/v1/organisations/:org/webhooks", webhookRoutes("organisation"));
 app.route("/api/v1/environments/:env/webhooks", webhookRoutes("environment"));
 app.route("/api/v1/deliveries", deliveryRoutes);
+// Admin pages and API docs: HTML with their own strict CSP (src/ui/layout.tsx), errors as pages.
+app.route("/ui", uiRoutes);
+app.route("/docs", docsRoutes(app));
 
 app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", {
   type: "apiKey",

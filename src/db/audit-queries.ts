@@ -55,3 +55,12 @@ export async function listAudit(
   const last = page.at(-1);
   return { rows: page, next: rows.length > limit && last ? [last.createdDate, last.id] : null };
 }
+
+/** One entry of the organisation, or undefined (another organisation's entries are not found). */
+export async function findAuditEntry(db: Db, orgId: number, id: number): Promise<AuditEntryRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(auditEntries)
+    .where(and(eq(auditEntries.orgId, orgId), eq(auditEntries.id, id)));
+  return row;
+}

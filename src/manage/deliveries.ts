@@ -1,8 +1,8 @@
 // Reading deliveries and their attempts; redelivering one, or recovering a webhook's failures.
-import { and, asc, desc, eq, gte, lt, or, type SQL } from "drizzle-orm";
+import { and, asc, desc, eq, gte, inArray, lt, or, type SQL } from "drizzle-orm";
 import { now } from "../domain/clock";
 import { ApiError, notFound } from "../domain/errors";
-import { database, runBatch, type Db } from "../db/client";
+import { chunk, database, runBatch, type Db } from "../db/client";
 import { attempts, deliveries, webhooks, type AttemptRow, type DeliveryRow } from "../db/schema";
 import { enqueueDeliveries } from "../delivery/enqueue";
 import type { Env } from "../env";
@@ -122,4 +122,14 @@ export async function recover(env: Env, webhookId: string, since: number) {
   }
   await enqueueDeliveries(env, failed.map((d) => ({ id: d.id, attempt: d.attemptCount })));
   return { recovered: failed.length };
+}
+
+/** The attempts of several deliveries at once (a page of them), in order, by delivery id. */
+export async function attemptsOf(db: Db, deliveryIds: readonly string[]): Promise<Map<string, ReturnType<typeof attemptOut>[]>> {
+  const byDelivery = new Map<string, ReturnType<typeof attemptOut>[]>(deliveryIds.map((id) => [id, []]));
+  for (const ids of chunk(deliveryIds, 90)) {
+    const rows = await db.select().from(attempts).where(inArray(attempts.deliveryId, ids)).orderBy(asc(attempts.deliveryId), asc(attempts.number));
+    for (const row of rows) byDelivery.get(row.deliveryId)?.push(attemptOut(row));
+  }
+  return byDelivery;
 }

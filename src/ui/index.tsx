@@ -1,0 +1,88 @@
+// The admin pages under /ui: sign-in, then the audit log, webhooks and deliveries.
+// Errors render as pages, not JSON; every POST passes the Origin check and carries the session's CSRF token.
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { csrf } from "hono/csrf";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { ApiError } from "../domain/errors";
+import { auditPages } from "./audit";
+import { deliveryPages } from "./deliveries";
+import { Notice, pageHeaders, render } from "./layout";
+import { requireSession, type UiEnv } from "./session";
+import { signInRoutes } from "./sign-in";
+import { webhookPages } from "./webhooks";
+
+const TITLES: Partial<Record<number, string>> = {
+  400: "That did not work",
+  401: "Not signed in",
+  403: "Refused",
+  404: "Not found",
+  409: "Not now",
+  413: "Too large",
+};
+
+export const uiRoutes = new Hono<UiEnv>();
+
+uiRoutes.use(pageHeaders);
+uiRoutes.use(
+  bodyLimit({
+    maxSize: 64 * 1024,
+    onError: () => {
+      throw new HTTPException(413, { message: "Forms are limited to 64 KiB." });
+    },
+  }),
+);
+uiRoutes.use(csrf());
+
+// Sign-in and sign-out answer without a session; they never call next(), so requireSession
+// below guards everything registered after it.
+uiRoutes.route("/", signInRoutes);
+uiRoutes.use(requireSession);
+uiRoutes.route("/", auditPages);
+uiRoutes.route("/", webhookPages);
+uiRoutes.route("/", deliveryPages);
+uiRoutes.all("*", () => {
+  throw new HTTPException(404, { message: "There is no such page." });
+});
+
+uiRoutes.onError((err, c) => {
+  let status: ContentfulStatusCode = 500;
+  let message = "Something went wrong on our side.";
+  let details: string[] = [];
+  if (err instanceof ApiError) {
+    status = err.status;
+    message = err.message;
+    details = err.details.map((d) => (d.field ? `${d.field}: ${d.message}` : d.message)).filter((d) => !message.includes(d));
+  } else if (err instanceof HTTPException) {
+    status = err.status as ContentfulStatusCode;
+    message = err.message || (status === 403 ? "This form did not come from this site." : "The request could not be handled.");
+  } else {
+    console.error(err);
+  }
+  const title = TITLES[status] ?? "Error";
+  return render(
+    c,
+    title,
+    <div class="card narrow" data-error-status={String(status)}>
+      <h1>{title}</h1>
+      <Notice kind="bad">{message}</Notice>
+      {details.length > 0 && (
+        <ul>
+          {details.map((d) => (
+            <li>{d}</li>
+          ))}
+        </ul>
+      )}
+      <div class="actions">
+        <a class="button secondary" href="/ui/audit">
+          Audit log
+        </a>
+        <a class="button secondary" href="/ui/webhooks">
+          Webhooks
+        </a>
+      </div>
+    </div>,
+    { status },
+  );
+});
