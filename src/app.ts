@@ -6,6 +6,7 @@ import { secureHeaders } from "hono/secure-headers";
 import { auditRoutes } from "./api/audit";
 import type { AppEnv } from "./api/context";
 import { eventRoutes } from "./api/events";
+import { flagsmithInboundRoutes, inboundSourceRoutes } from "./api/inbound";
 import { deliveryRoutes } from "./api/deliveries";
 import { organisationRoutes } from "./api/organisations";
 import { webhookRoutes } from "./api/webhooks";
@@ -56,6 +57,8 @@ app.route("/api/v1/audit", auditRoutes);
 app.route("/api/v1/organisations/:org/webhooks", webhookRoutes("organisation"));
 app.route("/api/v1/environments/:env/webhooks", webhookRoutes("environment"));
 app.route("/api/v1/deliveries", deliveryRoutes);
+app.route("/api/v1/organisations/:org/inbound-sources", inboundSourceRoutes);
+app.route("/api/v1/inbound/flagsmith", flagsmithInboundRoutes);
 // Admin pages and API docs: HTML with their own strict CSP (src/ui/layout.tsx), errors as pages.
 app.route("/ui", uiRoutes);
 app.route("/docs", docsRoutes(app));

@@ -4,7 +4,7 @@ import { and, eq } from "drizzle-orm";
 import { notFound } from "../domain/errors";
 import { changeEvent, eventBatch } from "../domain/event";
 import { database } from "../db/client";
-import { auditEntries, deliveries } from "../db/schema";
+import { auditEntries, deliveries, relayedEvents } from "../db/schema";
 import { config } from "../env";
 import { acceptEvents } from "../ingest/accept";
 import { isOwnEventId } from "../ingest/event-id";
@@ -102,7 +102,14 @@ eventRoutes.openapi(
       .select({ id: auditEntries.id })
       .from(auditEntries)
       .where(and(eq(auditEntries.orgId, orgId), eq(auditEntries.eventId, event_id)));
-    if (!entry) {
+    // A FLAG_UPDATED / FLAG_DELETED relayed from Flagsmith is recorded without an audit entry.
+    const [relayed] = entry
+      ? []
+      : await db
+          .select({ eventId: relayedEvents.eventId })
+          .from(relayedEvents)
+          .where(and(eq(relayedEvents.orgId, orgId), eq(relayedEvents.eventId, event_id)));
+    if (!entry && !relayed) {
       const secretsKey = config(c.env).secretsKey;
       if (!secretsKey || !(await isOwnEventId(secretsKey, orgId, event_id))) throw notFound("event");
       return c.json({ event_id, status: "accepted" as const, audit_entry_id: null, deliveries: [] }, 200);
@@ -115,7 +122,7 @@ eventRoutes.openapi(
       {
         event_id,
         status: "recorded" as const,
-        audit_entry_id: entry.id,
+        audit_entry_id: entry?.id ?? null,
         deliveries: rows.map((d) => ({
           id: d.id,
           webhook_id: d.webhookId,

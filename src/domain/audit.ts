@@ -1,5 +1,6 @@
 // Audit entries: Flagsmith's log strings, related objects, and the AUDIT_LOG_CREATED `data` shape.
 import type { ChangeEvent } from "./event";
+import { relayedSystemEvent } from "./flagsmith";
 
 /** Flagsmith's exact audit log message for each event type (SPEC 3). */
 export function auditLog(event: ChangeEvent): string {
@@ -74,8 +75,8 @@ export function relatedObject(event: ChangeEvent): RelatedObject {
   }
 }
 
-/** A system event has neither a person nor an API key behind it. */
-export const isSystemEvent = (event: ChangeEvent) => event.author == null && !event.api_key_name;
+/** A system event has neither a person nor an API key behind it; a relayed one is what Flagsmith says. */
+export const isSystemEvent = (event: ChangeEvent) => relayedSystemEvent(event) ?? (event.author == null && !event.api_key_name);
 
 /** The author as Flagsmith serialises it: all four keys, or null. */
 export function authorData(event: ChangeEvent) {

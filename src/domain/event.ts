@@ -1,6 +1,7 @@
 // The change event flaghook ingests (SPEC 3): one zod schema validates requests and documents them.
 import { z } from "@hono/zod-openapi";
 import { normaliseTimestamp } from "./clock";
+import type { RelayedWebhook } from "./flagsmith";
 
 export const EVENT_TYPES = [
   "FEATURE_CREATED",
@@ -95,7 +96,8 @@ export const changeEvent = z
   })
   .openapi("ChangeEvent");
 
-export type ChangeEvent = z.output<typeof changeEvent>;
+/** `relayed` is never accepted from clients: only a Flagsmith inbound source sets it (domain/flagsmith.ts). */
+export type ChangeEvent = z.output<typeof changeEvent> & { relayed?: RelayedWebhook };
 
 type RequiredField = "project" | "environment" | "feature" | "identity" | "segment" | "new_state" | "log" | "related_object";
 

@@ -1,5 +1,6 @@
 // Which webhooks get which body for one recorded audit entry (SPEC 3, last paragraph).
 import type { ChangeEvent } from "./event";
+import { relayedEnvironmentId, relayedPayload, type RelayedWebhook } from "./flagsmith";
 import { auditLogPayload, flagEventType, flagPayload, type WebhookEventType } from "./payload";
 
 export type WebhookScope = "organisation" | "environment";
@@ -52,6 +53,7 @@ export function planDeliveries(input: {
   projectName: string | null;
 }): PlannedDelivery[] {
   const { event, webhooks } = input;
+  if (event.relayed) return planRelayed(event.relayed, webhooks);
   const planned: PlannedDelivery[] = [];
   const audit = webhooks.filter((w) => w.scope === "organisation" && subscribes(w, "AUDIT_LOG_CREATED"));
   if (audit.length) {
@@ -76,3 +78,16 @@ export function planDeliveries(input: {
 }
 
 const nameOf = (envs: readonly KnownEnvironment[], id: number) => envs.find((e) => e.id === id)?.name ?? null;
+
+/**
+ * A webhook relayed from Flagsmith goes on as received, keys sorted: AUDIT_LOG_CREATED to the
+ * organisation's webhooks, FLAG_UPDATED / FLAG_DELETED to its environment's (and subscribed organisation ones).
+ */
+export function planRelayed(relayed: RelayedWebhook, webhooks: readonly Subscriber[]): PlannedDelivery[] {
+  const eventType = relayed.event_type;
+  const environmentId = eventType === "AUDIT_LOG_CREATED" ? null : relayedEnvironmentId(relayed);
+  const payload = relayedPayload(relayed);
+  return webhooks
+    .filter((w) => subscribes(w, eventType) && (w.scope === "organisation" || w.environmentId === environmentId))
+    .map((w) => ({ webhookId: w.id, eventType, environmentId, payload }));
+}

@@ -7,10 +7,10 @@ import { isoMicro, now } from "../domain/clock";
 import { sha256 } from "../domain/crypto";
 import { base32 } from "../domain/ids";
 import type { ChangeEvent } from "../domain/event";
-import { planDeliveries, type Subscriber } from "../domain/fanout";
+import { planDeliveries, planRelayed, type PlannedDelivery, type Subscriber } from "../domain/fanout";
 import type { WebhookEventType } from "../domain/payload";
 import { chunk, database, runBatch, type Db } from "../db/client";
-import { auditEntries, deliveries, environments, projects, webhooks, type AuditEntryRow } from "../db/schema";
+import { auditEntries, deliveries, environments, projects, relayedEvents, webhooks, type AuditEntryRow } from "../db/schema";
 import { enqueueDeliveries } from "../delivery/enqueue";
 import type { Env } from "../env";
 
@@ -22,6 +22,9 @@ export interface IngestMessage {
   event: ChangeEvent;
 }
 
+/** Flagsmith's own FLAG_UPDATED / FLAG_DELETED: relayed, not audited (its AUDIT_LOG_CREATED is the entry). */
+const isRelayedFlagEvent = (m: IngestMessage) => m.event.relayed != null && m.event.relayed.event_type !== "AUDIT_LOG_CREATED";
+
 /**
  * Records a batch of accepted events idempotently: an event id already recorded changes nothing,
  * and an entry recorded but not yet fanned out (a crash between the two writes) is fanned out now.
@@ -30,10 +33,13 @@ export async function recordEvents(env: Env, messages: readonly IngestMessage[])
   if (!messages.length) return;
   const db = database(env.DB);
   const recordedAt = now();
-  const writes: BatchItem<"sqlite">[] = [...upsertScopes(db, messages, recordedAt)];
-  for (const m of messages) writes.push(insertAuditEntry(db, m, recordedAt));
+  const audited = messages.filter((m) => !isRelayedFlagEvent(m));
+  const relayed = await relayWrites(db, messages.filter(isRelayedFlagEvent), recordedAt);
+  const writes: BatchItem<"sqlite">[] = [...upsertScopes(db, messages, recordedAt), ...relayed.writes];
+  for (const m of audited) writes.push(insertAuditEntry(db, m, recordedAt));
   await runBatch(db, writes);
-  await fanOut(env, db, messages);
+  await fanOut(env, db, audited);
+  await enqueueDeliveries(env, relayed.queued.map((id) => ({ id, attempt: 0 })));
 }
 
 function upsertScopes(db: Db, messages: readonly IngestMessage[], at: number): BatchItem<"sqlite">[] {
@@ -125,16 +131,7 @@ async function fanOut(env: Env, db: Db, messages: readonly IngestMessage[]): Pro
 export async function fanOutEntries(env: Env, db: Db, entries: readonly AuditEntryRow[]): Promise<void> {
   if (!entries.length) return;
   const orgIds = [...new Set(entries.map((e) => e.orgId))];
-  const hooks = await db
-    .select({
-      id: webhooks.id,
-      orgId: webhooks.orgId,
-      scope: webhooks.scope,
-      environmentId: webhooks.environmentId,
-      eventTypes: webhooks.eventTypes,
-    })
-    .from(webhooks)
-    .where(and(inArray(webhooks.orgId, orgIds), eq(webhooks.enabled, true)));
+  const hooks = await enabledWebhooks(db, orgIds);
   const needsProjectEnvironments = entries.filter((e) => e.environmentId == null && e.projectId != null);
   const projectEnvironments = needsProjectEnvironments.length
     ? await db
@@ -151,9 +148,7 @@ export async function fanOutEntries(env: Env, db: Db, entries: readonly AuditEnt
   const writes: BatchItem<"sqlite">[] = [];
   const queued: string[] = [];
   for (const entry of entries) {
-    const subscribers: Subscriber[] = hooks
-      .filter((h) => h.orgId === entry.orgId)
-      .map((h) => ({ ...h, eventTypes: h.eventTypes ? (JSON.parse(h.eventTypes) as WebhookEventType[]) : null }));
+    const subscribers = hooks.filter((h) => h.orgId === entry.orgId);
     const event = JSON.parse(entry.event) as ChangeEvent;
     const planned = planDeliveries({
       event,
@@ -166,24 +161,7 @@ export async function fanOutEntries(env: Env, db: Db, entries: readonly AuditEnt
     for (const p of planned) {
       const id = await deliveryId(entry.id, p.webhookId, p.eventType, p.environmentId);
       queued.push(id);
-      writes.push(
-        db
-          .insert(deliveries)
-          .values({
-            id,
-            orgId: entry.orgId,
-            webhookId: p.webhookId,
-            auditEntryId: entry.id,
-            eventId: entry.eventId,
-            eventType: p.eventType,
-            payload: p.payload,
-            status: "pending",
-            nextAttemptAt: at,
-            createdAt: at,
-            updatedAt: at,
-          })
-          .onConflictDoNothing(),
-      );
+      writes.push(insertDelivery(db, { id, orgId: entry.orgId, auditEntryId: entry.id, eventId: entry.eventId }, p, at));
     }
     writes.push(db.update(auditEntries).set({ fannedOut: true }).where(eq(auditEntries.id, entry.id)));
   }
@@ -191,8 +169,92 @@ export async function fanOutEntries(env: Env, db: Db, entries: readonly AuditEnt
   await enqueueDeliveries(env, queued.map((id) => ({ id, attempt: 0 })));
 }
 
-/** Deterministic, so a second fan-out of the same entry (duplicate message, crash) inserts nothing. */
-async function deliveryId(auditEntryId: number, webhookId: string, eventType: string, environmentId: number | null) {
-  const digest = await sha256(`${auditEntryId}:${webhookId}:${eventType}:${environmentId ?? ""}`);
+async function enabledWebhooks(db: Db, orgIds: number[]): Promise<(Subscriber & { orgId: number })[]> {
+  const hooks = await db
+    .select({
+      id: webhooks.id,
+      orgId: webhooks.orgId,
+      scope: webhooks.scope,
+      environmentId: webhooks.environmentId,
+      eventTypes: webhooks.eventTypes,
+    })
+    .from(webhooks)
+    .where(and(inArray(webhooks.orgId, orgIds), eq(webhooks.enabled, true)));
+  return hooks.map((h) => ({ ...h, eventTypes: h.eventTypes ? (JSON.parse(h.eventTypes) as WebhookEventType[]) : null }));
+}
+
+function insertDelivery(
+  db: Db,
+  origin: { id: string; orgId: number; auditEntryId: number | null; eventId: string },
+  p: PlannedDelivery,
+  at: number,
+) {
+  return db
+    .insert(deliveries)
+    .values({
+      ...origin,
+      webhookId: p.webhookId,
+      eventType: p.eventType,
+      payload: p.payload,
+      status: "pending",
+      nextAttemptAt: at,
+      createdAt: at,
+      updatedAt: at,
+    })
+    .onConflictDoNothing();
+}
+
+/**
+ * The relayed_events row and the deliveries of each relayed flag event not yet recorded, to be
+ * written in the recorder's one batch: either both land or neither, so nothing needs recovering.
+ */
+async function relayWrites(db: Db, messages: readonly IngestMessage[], at: number) {
+  const writes: BatchItem<"sqlite">[] = [];
+  const queued: string[] = [];
+  const fresh = new Map(messages.map((m) => [`${m.orgId}:${m.eventId}`, m]));
+  for (const orgId of new Set(messages.map((m) => m.orgId))) {
+    const ids = messages.filter((m) => m.orgId === orgId).map((m) => m.eventId);
+    for (const part of chunk([...new Set(ids)], 90)) {
+      const known = await db
+        .select({ eventId: relayedEvents.eventId })
+        .from(relayedEvents)
+        .where(and(eq(relayedEvents.orgId, orgId), inArray(relayedEvents.eventId, part)));
+      for (const k of known) fresh.delete(`${orgId}:${k.eventId}`);
+    }
+  }
+  if (!fresh.size) return { writes, queued };
+  const hooks = await enabledWebhooks(db, [...new Set([...fresh.values()].map((m) => m.orgId))]);
+  for (const m of fresh.values()) {
+    const relayed = m.event.relayed!;
+    const planned = planRelayed(relayed, hooks.filter((h) => h.orgId === m.orgId));
+    writes.push(
+      db
+        .insert(relayedEvents)
+        .values({
+          orgId: m.orgId,
+          eventId: m.eventId,
+          sourceId: relayed.source,
+          eventType: relayed.event_type as "FLAG_UPDATED" | "FLAG_DELETED",
+          environmentId: m.event.environment!.id,
+          receivedAt: m.receivedAt,
+          recordedAt: at,
+        })
+        .onConflictDoNothing(),
+    );
+    for (const p of planned) {
+      const id = await deliveryId(m.eventId, p.webhookId, p.eventType, p.environmentId);
+      queued.push(id);
+      writes.push(insertDelivery(db, { id, orgId: m.orgId, auditEntryId: null, eventId: m.eventId }, p, at));
+    }
+  }
+  return { writes, queued };
+}
+
+/**
+ * Deterministic, so a second fan-out of the same entry (duplicate message, crash) inserts nothing.
+ * The origin is the audit entry's id, or the event id of a relayed flag event (which has no entry).
+ */
+async function deliveryId(origin: number | string, webhookId: string, eventType: string, environmentId: number | null) {
+  const digest = await sha256(`${origin}:${webhookId}:${eventType}:${environmentId ?? ""}`);
   return `dlv_${base32(digest.slice(0, 16))}`;
 }

@@ -1,0 +1,168 @@
+// Flagsmith's own webhooks, relayed from an inbound source: their shapes (the seed's samples and
+// Flagsmith's richer real serialiser output), the change event each becomes, and the body passed on.
+import { z } from "@hono/zod-openapi";
+import { normaliseTimestamp } from "./clock";
+import { hex, hmac, hmacKey, sha256Hex, timingSafeEqual, utf8 } from "./crypto";
+import type { ChangeEvent, EventType } from "./event";
+import { sortedJson, type WebhookEventType } from "./payload";
+
+const id = z.number().int().nonnegative();
+const text = z.string();
+const date = z.string().refine((v) => normaliseTimestamp(v) !== null, "must be an ISO-8601 date-time");
+
+// Loose objects everywhere: fields flaghook does not read (uuid, api_key, last_login,
+// multivariate_feature_state_values, ...) are accepted and relayed as received.
+const project = z.looseObject({ id, name: text.nullable().optional() });
+const environment = z.looseObject({ id, name: text.nullable().optional(), api_key: text.nullable().optional() });
+
+export const flagsmithAuditData = z
+  .looseObject({
+    id: id.optional(),
+    created_date: date,
+    log: text,
+    author: z
+      .looseObject({
+        id: id.nullable().optional(),
+        email: text.nullable().optional(),
+        first_name: text.nullable().optional(),
+        last_name: text.nullable().optional(),
+      })
+      .nullable()
+      .optional(),
+    environment: environment.nullable().optional(),
+    project: project.nullable().optional(),
+    related_object_id: id.nullable().optional(),
+    related_object_type: text.nullable().optional(),
+    related_object_uuid: text.nullable().optional(),
+    is_system_event: z.boolean().optional(),
+  })
+  .openapi("FlagsmithAuditLogData");
+
+const flagState = z.looseObject({
+  enabled: z.boolean(),
+  environment,
+  feature: z.looseObject({ id, name: text, project: project.optional() }),
+  feature_state_value: z.unknown().optional(),
+  feature_segment: z.unknown().optional(),
+  identity: z.unknown().optional(),
+  identity_identifier: text.nullable().optional(),
+});
+
+export const flagsmithFlagData = z
+  .looseObject({
+    changed_by: text.nullable().optional(),
+    timestamp: date,
+    new_state: flagState.nullable().optional(),
+    previous_state: flagState.nullable().optional(),
+  })
+  .openapi("FlagsmithFlagData");
+
+type AuditData = z.output<typeof flagsmithAuditData>;
+type FlagData = z.output<typeof flagsmithFlagData>;
+type FlagState = z.output<typeof flagState>;
+
+const needs = (field: "new_state" | "previous_state", type: string) =>
+  flagsmithFlagData.refine((d) => d[field] != null, { path: [field], message: `${type} needs ${field}` });
+
+export const flagsmithWebhook = z
+  .discriminatedUnion("event_type", [
+    z.looseObject({ event_type: z.literal("AUDIT_LOG_CREATED"), data: flagsmithAuditData }),
+    z.looseObject({ event_type: z.literal("FLAG_UPDATED"), data: needs("new_state", "FLAG_UPDATED") }),
+    z.looseObject({ event_type: z.literal("FLAG_DELETED"), data: needs("previous_state", "FLAG_DELETED") }),
+  ])
+  .openapi("FlagsmithWebhook");
+
+/** A Flagsmith webhook body: its event type and its `data`, exactly as received. */
+export interface FlagsmithWebhook {
+  event_type: WebhookEventType;
+  data: Record<string, unknown>;
+}
+
+/** What a change event relayed from Flagsmith carries: the webhook, and the inbound source it came from. */
+export interface RelayedWebhook extends FlagsmithWebhook {
+  source: string;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * Validates a parsed body. Flagsmith sends `{"data", "event_type"}`; its docs show the audit log
+ * object bare, so an object with neither key is read as AUDIT_LOG_CREATED's `data`.
+ * The `data` returned is the input's own object, not zod's copy, so nothing is reshaped.
+ */
+export function parseFlagsmithWebhook(body: unknown) {
+  const input = isObject(body) && !("event_type" in body) && !("data" in body) ? { event_type: "AUDIT_LOG_CREATED", data: body } : body;
+  const result = flagsmithWebhook.safeParse(input);
+  if (!result.success) return { success: false as const, error: result.error };
+  const given = input as { event_type: WebhookEventType; data: Record<string, unknown> };
+  return { success: true as const, webhook: { event_type: given.event_type, data: given.data } satisfies FlagsmithWebhook };
+}
+
+/** X-Flagsmith-Signature: hex HMAC-SHA256 of the raw body keyed by the secret's UTF-8 bytes (the seed's check). */
+export async function flagsmithSignatureValid(secret: string, body: Uint8Array, signature: string): Promise<boolean> {
+  const expected = hex(await hmac(await hmacKey(utf8(secret)), body));
+  return timingSafeEqual(expected, signature.trim().toLowerCase());
+}
+
+/** The body relayed to subscribers: the received `data` and event type, keys sorted like Flagsmith's. */
+export const relayedPayload = (w: FlagsmithWebhook) => sortedJson({ data: w.data, event_type: w.event_type });
+
+/**
+ * The idempotency key of a Flagsmith webhook within an organisation. Flagsmith serialises a
+ * delivery once and resends the same bytes; the canonical form also ignores whitespace.
+ */
+export async function relayKey(w: FlagsmithWebhook): Promise<string> {
+  return `flagsmith:${await sha256Hex(relayedPayload(w))}`;
+}
+
+const stateOf = (w: FlagsmithWebhook): FlagState => {
+  const d = w.data as FlagData;
+  return (d.new_state ?? d.previous_state)!;
+};
+
+/** The environment a relayed FLAG_UPDATED / FLAG_DELETED describes. */
+export const relayedEnvironmentId = (w: FlagsmithWebhook): number => stateOf(w).environment.id;
+
+/** The change event a Flagsmith webhook becomes; it carries the webhook itself as `relayed`. */
+export function relayedChangeEvent(source: string, webhook: FlagsmithWebhook): ChangeEvent {
+  const relayed: RelayedWebhook = { source, ...webhook };
+  const envRef = (e: z.output<typeof environment>) => ({ id: e.id, name: e.name ?? null, api_key: e.api_key ?? null });
+  const projectRef = (p: z.output<typeof project>) => ({ id: p.id, name: p.name ?? null });
+  if (webhook.event_type === "AUDIT_LOG_CREATED") {
+    const d = webhook.data as AuditData;
+    return {
+      type: "CUSTOM",
+      occurred_at: normaliseTimestamp(d.created_date)!,
+      log: d.log,
+      author: d.author
+        ? { id: d.author.id ?? null, email: d.author.email ?? null, first_name: d.author.first_name ?? "", last_name: d.author.last_name ?? "" }
+        : null,
+      project: d.project ? projectRef(d.project) : null,
+      environment: d.environment ? envRef(d.environment) : null,
+      related_object: { type: d.related_object_type || "CUSTOM", id: d.related_object_id ?? null, uuid: d.related_object_uuid ?? null },
+      relayed,
+    };
+  }
+  const state = stateOf(webhook);
+  return {
+    type: flagChangeType(webhook.event_type, state),
+    occurred_at: normaliseTimestamp((webhook.data as FlagData).timestamp)!,
+    project: state.feature.project ? projectRef(state.feature.project) : null,
+    environment: envRef(state.environment),
+    feature: { id: state.feature.id, name: state.feature.name },
+    relayed,
+  };
+}
+
+function flagChangeType(eventType: WebhookEventType, state: FlagState): EventType {
+  const deleted = eventType === "FLAG_DELETED";
+  if (state.identity != null || state.identity_identifier != null) return deleted ? "IDENTITY_OVERRIDE_DELETED" : "IDENTITY_OVERRIDE_UPDATED";
+  if (state.feature_segment != null) return deleted ? "SEGMENT_OVERRIDE_DELETED" : "SEGMENT_OVERRIDE_UPDATED";
+  return deleted ? "FEATURE_DELETED" : "FLAG_STATE_UPDATED";
+}
+
+/** Flagsmith's own `is_system_event` when the relayed audit log gives one. */
+export function relayedSystemEvent(event: ChangeEvent): boolean | null {
+  const given = event.relayed?.event_type === "AUDIT_LOG_CREATED" ? event.relayed.data.is_system_event : undefined;
+  return typeof given === "boolean" ? given : null;
+}
