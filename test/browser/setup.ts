@@ -1,0 +1,99 @@
+// Global setup of the browser tests: a local D1 migrated into a temporary folder, the Worker under
+// `wrangler dev` on 127.0.0.1:8790, and the real webhook receiver (bench/receiver.mjs) on 8791.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { TestProject } from "vitest/node";
+import { startReceiver } from "../../bench/receiver.mjs";
+
+export const WORKER_PORT = 8790;
+export const RECEIVER_PORT = 8791;
+const INSPECTOR_PORT = 8792;
+const ADMIN_TOKEN = "browser-test-admin-token";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    baseUrl: string;
+    receiverUrl: string;
+    adminToken: string;
+  }
+}
+
+// Offline and quiet: wrangler must not try to reach Cloudflare from this machine.
+const wranglerEnv = { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" };
+
+async function waitForHealth(url: string, worker: ChildProcess, log: () => string, timeoutMs = 90_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (worker.exitCode !== null) throw new Error(`wrangler dev exited with ${worker.exitCode}:\n${log()}`);
+    try {
+      const res = await fetch(`${url}/healthz`);
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`wrangler dev did not answer ${url}/healthz within ${timeoutMs} ms:\n${log()}`);
+}
+
+export default async function setup(project: TestProject) {
+  const state = mkdtempSync(join(tmpdir(), "flaghook-browser-"));
+  const migrate = spawnSync("npx", ["wrangler", "d1", "migrations", "apply", "flaghook", "--local", "--persist-to", state], {
+    env: wranglerEnv,
+    encoding: "utf8",
+  });
+  if (migrate.status !== 0) throw new Error(`migrations failed:\n${migrate.stdout}\n${migrate.stderr}`);
+
+  const receiver = await startReceiver({ port: RECEIVER_PORT });
+  let output = "";
+  const worker = spawn(
+    "npx",
+    [
+      "wrangler", "dev",
+      "--ip", "127.0.0.1",
+      "--port", String(WORKER_PORT),
+      "--inspector-port", String(INSPECTOR_PORT),
+      "--persist-to", state,
+      "--show-interactive-dev-session=false",
+      "--var", `ADMIN_TOKEN:${ADMIN_TOKEN}`,
+      "--var", "SECRETS_KEY:browser-test-secrets-key",
+      "--var", "ALLOW_PRIVATE_WEBHOOK_URLS:true",
+      "--var", "RETRY_SCHEDULE:1,1,1",
+    ],
+    { env: wranglerEnv, detached: true, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  worker.stdout!.on("data", (d) => (output += d));
+  worker.stderr!.on("data", (d) => (output += d));
+  const stop = async () => {
+    // wrangler runs workerd as a child: end the whole process group this setup started.
+    if (worker.exitCode === null && worker.pid) {
+      try {
+        process.kill(-worker.pid, "SIGTERM");
+      } catch {
+        // already gone
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      try {
+        process.kill(-worker.pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    await receiver.close();
+    rmSync(state, { recursive: true, force: true });
+  };
+
+  const baseUrl = `http://127.0.0.1:${WORKER_PORT}`;
+  try {
+    await waitForHealth(baseUrl, worker, () => output);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  project.provide("baseUrl", baseUrl);
+  project.provide("receiverUrl", receiver.url);
+  project.provide("adminToken", ADMIN_TOKEN);
+  return stop;
+}
