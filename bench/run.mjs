@@ -1,0 +1,181 @@
+// `npm run bench [-- ingest drain fanout audit bundle] [--quick]`: the benchmarks of SPEC 9 in the
+// local runtime (`wrangler dev`), one section after another, progress as they run, a table at the
+// end and the same figures in bench/results/latest.json (and a timestamped copy).
+//   --quick              smaller sizes and shorter runs (about a minute in all)
+//   --ingest-modes=off,on  inspector proxy modes for ingest (default both)
+//   --proxy=off|on       inspector proxy mode for drain and fan-out (default off)
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { join } from "node:path";
+import { auditBench, label } from "./audit.mjs";
+import { bundleBench } from "./bundle.mjs";
+import { drainBench } from "./drain.mjs";
+import { fanoutBench } from "./fanout.mjs";
+import { ingestBench } from "./ingest.mjs";
+import { progress, table } from "./lib/stats.mjs";
+import { ROOT } from "./lib/wrangler.mjs";
+
+const SECTIONS = ["ingest", "drain", "fanout", "audit", "bundle"];
+const argv = process.argv.slice(2);
+const option = (name, fallback) => argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback;
+const quick = argv.includes("--quick");
+const chosen = argv.filter((a) => !a.startsWith("--"));
+for (const s of chosen) if (!SECTIONS.includes(s)) throw new Error(`unknown section "${s}"; choose from ${SECTIONS.join(", ")}`);
+const sections = chosen.length ? SECTIONS.filter((s) => chosen.includes(s)) : SECTIONS;
+const ingestModes = option("ingest-modes", "off,on").split(",");
+const proxy = option("proxy", "off");
+
+const wranglerVersion = JSON.parse(readFileSync(join(ROOT, "node_modules/wrangler/package.json"), "utf8")).version;
+const results = {
+  started_at: new Date().toISOString(),
+  quick,
+  machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, wrangler: wranglerVersion },
+  notes: [
+    "Local runtime (wrangler dev: workerd, simulated D1 and Queues) on a shared machine: compare figures within one run.",
+    "CPU ms are read from /proc: 'Worker' is the workerd process running the Worker, which also hosts the simulated D1 and Queues.",
+  ],
+};
+const failures = [];
+progress(`bench: ${sections.join(", ")}${quick ? " (quick)" : ""}; wrangler ${wranglerVersion}, ${results.machine.cpus} cores`);
+const t0 = Date.now();
+for (const section of sections) {
+  try {
+    if (section === "ingest") results.ingest = await ingestBench({ quick, modes: ingestModes });
+    if (section === "drain") results.drain = await drainBench({ quick, proxy });
+    if (section === "fanout") results.fanout = await fanoutBench({ quick, proxy });
+    if (section === "audit") results.audit = await auditBench({ quick });
+    if (section === "bundle") results.bundle = await bundleBench();
+  } catch (err) {
+    failures.push(`${section}: ${err.stack ?? err}`);
+    progress(`${section} FAILED: ${err.message}`);
+  }
+}
+results.duration_s = Math.round((Date.now() - t0) / 1000);
+results.targets = targets(results);
+results.failures = failures;
+
+const dir = join(ROOT, "bench/results");
+mkdirSync(dir, { recursive: true });
+const json = JSON.stringify(results, null, 2);
+writeFileSync(join(dir, "latest.json"), json);
+writeFileSync(join(dir, `run-${results.started_at.replace(/[:.]/g, "-")}.json`), json);
+console.log("\n" + report(results));
+console.log(`\nbench/results/latest.json written (${results.duration_s} s in all)`);
+process.exit(failures.length ? 1 : 0);
+
+function targets(r) {
+  const out = [];
+  for (const mode of Object.keys(r.ingest?.ratios ?? {})) {
+    const x = r.ingest.ratios[mode];
+    out.push({ target: `ingest >= 50% of hello-world req/s (${mode.replace("_", " ")})`, value: x.flaghook_vs_hello, met: x.flaghook_vs_hello >= 0.5 });
+    out.push({ target: `ingest above the one-D1-insert Worker (${mode.replace("_", " ")})`, value: x.flaghook_vs_d1_insert, met: x.flaghook_vs_d1_insert > 1 });
+  }
+  if (r.drain) {
+    out.push({ target: "drain >= 500 deliveries/s", value: r.drain.deliveries_per_s, met: r.drain.complete && r.drain.deliveries_per_s >= 500 });
+    out.push({ target: "drain: 0 lost", value: r.drain.lost, met: r.drain.lost === 0 });
+  }
+  if (r.audit) {
+    const sizes = `${label(r.audit.sizes[1])} within 1.5x of ${label(r.audit.sizes[0])}`;
+    out.push({ target: `filtered audit pages at ${sizes} (worst p50 ratio)`, value: r.audit.worst_indexed_ratio_p50, met: r.audit.worst_indexed_ratio_p50 <= 1.5 });
+    out.push({ target: `filtered audit pages at ${sizes} (worst p99 ratio)`, value: r.audit.worst_indexed_ratio_p99, met: r.audit.worst_indexed_ratio_p99 <= 1.5 });
+  }
+  return out;
+}
+
+function report(r) {
+  const parts = [`flaghook bench ${r.started_at}${r.quick ? " (quick)" : ""}: wrangler ${r.machine.wrangler} dev, node ${r.machine.node}, ${r.machine.cpus} cores`];
+  const ms = (x) => (x == null ? "-" : String(x));
+  if (r.ingest) {
+    const i = r.ingest;
+    parts.push(
+      `\nIngest: autocannon -c${i.connections}, ${i.duration_s} s per Worker, ${i.body_bytes}-byte event; flaghook with 1 organisation + 2 environment webhooks`,
+      table([
+        ["Worker", "inspector proxy", "req/s", "p50 ms", "p99 ms", "Worker CPU ms/req", "all runtime CPU ms/req", "non-2xx+errors"],
+        ...i.runs.map((x) => [
+          x.target,
+          x.proxy,
+          x.req_per_s,
+          x.latency_ms.p50,
+          x.latency_ms.p99,
+          x.cpu_ms_per_request.worker,
+          Math.round((x.cpu_ms_per_request.worker + x.cpu_ms_per_request.proxy_workerd + x.cpu_ms_per_request.wrangler_node) * 1000) / 1000,
+          x.non_2xx + x.errors,
+        ]),
+      ]),
+      table([
+        ["Ratio (req/s)", ...Object.keys(i.ratios).map((m) => m.replace("_", " "))],
+        ["flaghook / hello-world", ...Object.values(i.ratios).map((x) => ms(x.flaghook_vs_hello))],
+        ["flaghook / one-D1-insert", ...Object.values(i.ratios).map((x) => ms(x.flaghook_vs_d1_insert))],
+        ["one-D1-insert / hello-world", ...Object.values(i.ratios).map((x) => ms(x.d1_insert_vs_hello))],
+      ]),
+    );
+  }
+  if (r.drain) {
+    const d = r.drain;
+    parts.push(
+      `\nDrain: ${d.events} events x ${d.webhooks} webhooks to a local receiver (inspector proxy ${d.proxy})`,
+      table([
+        ["Measure", "Value"],
+        ["deliveries arrived", `${d.received_deliveries} / ${d.expected_deliveries}`],
+        ["time until all arrived (from first ingest request)", d.time_to_all_s == null ? "did not finish" : `${d.time_to_all_s} s`],
+        ["deliveries/s", d.deliveries_per_s],
+        ["ingest of the events (batches of 100, 4 in flight)", `${d.ingest_s} s = ${d.ingest_events_per_s} events/s`],
+        ["end-to-end p50 / p99 / max (ingest request to receipt)", `${d.end_to_end_ms.p50} / ${d.end_to_end_ms.p99} / ${d.end_to_end_ms.max} ms`],
+        ["lost", d.lost],
+        ["duplicates (same webhook-id again)", d.duplicates],
+        ["extra deliveries (same event and webhook, new id)", d.extra_deliveries_same_event_and_webhook],
+        ["signatures failing verification", d.signatures_failed],
+        ["Worker CPU per event (record + 3 deliveries)", `${d.cpu_ms_per_event.worker} ms`],
+        ...(d.failure ? [["FAILURE", d.failure]] : []),
+      ]),
+    );
+  }
+  if (r.fanout) {
+    const f = r.fanout;
+    parts.push(
+      `\nFan-out: one event to ${f.webhooks} environment webhooks, ${f.rounds.length} rounds, medians (inspector proxy ${f.proxy})`,
+      table([
+        ["Measure", "Value"],
+        ["time until all arrived", f.median_all_ms == null ? "did not finish" : `${f.median_all_ms} ms`],
+        ["receipt p50 / p99 (from the ingest request)", `${f.median_p50_ms} / ${f.median_p99_ms} ms`],
+        ["deliveries/s", ms(f.deliveries_per_s)],
+        ["per round: all arrived (ms)", f.rounds.map((x) => ms(x.all_ms)).join(", ")],
+        ["lost / duplicates / bad signatures (all rounds)", `${f.lost} / ${f.duplicates} / ${f.signatures_failed}`],
+        ["Worker CPU per delivery", `${f.worker_cpu_ms_per_delivery} ms`],
+      ]),
+    );
+  }
+  if (r.audit) {
+    const a = r.audit;
+    const [s, l] = a.sizes.map(label);
+    parts.push(
+      `\nAudit query: page_size ${a.page_size}, ${a.samples_per_query} requests per query and size (alternating sizes), one organisation holding all entries`,
+      table([
+        ["Query", `p50 ${s}`, `p99 ${s}`, `p50 ${l}`, `p99 ${l}`, "ratio p50", "ratio p99", "1.5x target"],
+        ...a.pages.map((x) => [x.query, x[`p50_ms_${s}`], x[`p99_ms_${s}`], x[`p50_ms_${l}`], x[`p99_ms_${l}`], x.ratio_p50, x.ratio_p99, x.flat_target ? `p50 ${x.ratio_p50 <= 1.5 ? "met" : "MISSED"}, p99 ${x.ratio_p99 <= 1.5 ? "met" : "MISSED"}` : "n/a (scan)"]),
+      ]),
+      table([
+        ["Export", `${s}`, `${l}`, "ratio p50"],
+        ...a.exports.map((x) =>
+          x.small.rows_per_s !== undefined
+            ? [x.query, `${x.small.rows_per_s} rows/s, first bytes ${x.small.first_bytes_ms} ms`, `${x.large.rows_per_s} rows/s, first bytes ${x.large.first_bytes_ms} ms${x.large.complete ? "" : " (10 s read)"}`, "-"]
+            : [x.query, `p50 ${x.small.p50} / p99 ${x.small.p99} ms`, `p50 ${x.large.p50} / p99 ${x.large.p99} ms`, x.ratio_p50],
+        ),
+      ]),
+    );
+  }
+  if (r.bundle) {
+    parts.push(
+      "\nBundle (wrangler deploy --dry-run --outdir)",
+      table([
+        ["Worker", "KiB", "gzip KiB", "largest parts (KiB)"],
+        ...Object.entries(r.bundle).map(([k, v]) => [k, v.kib, v.gzip_kib, Object.entries(v.largest_parts_kib).slice(0, 4).map(([p, n]) => `${p} ${n}`).join(", ")]),
+      ]),
+    );
+  }
+  if (r.targets.length) {
+    parts.push("\nTargets", table([["Target", "Value", "Met"], ...r.targets.map((t) => [t.target, ms(t.value), t.met ? "yes" : "NO"])]));
+  }
+  if (r.failures.length) parts.push("\nFailures", ...r.failures);
+  return parts.join("\n");
+}
