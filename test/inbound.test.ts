@@ -5,6 +5,7 @@ import { Webhook as StandardWebhook } from "standardwebhooks";
 import { describe, expect, it } from "vitest";
 import seedAuditFile from "./fixtures/seed-audit-log.json?raw";
 import seedFlagUpdatedFile from "./fixtures/seed-flag-updated.json?raw";
+import { parseFlagsmithWebhook, relayedChangeEvent } from "../src/domain/flagsmith";
 import {
   call,
   countRows,
@@ -159,6 +160,16 @@ describe("inbound sources", () => {
     const bad = await call(base, { method: "POST", headers: org.auth, json: { secret: "short" } });
     expect(bad.status).toBe(400);
     expect(await bad.json()).toMatchObject({ error: { code: "validation_failed", details: [{ field: "secret" }] } });
+  });
+
+  it("documents both the management API and the receiving URL in /openapi.json", async () => {
+    const res = await call("/openapi.json");
+    expect(res.status).toBe(200);
+    const doc = (await res.json()) as { paths: Record<string, Record<string, { requestBody?: unknown }>> };
+    expect(Object.keys(doc.paths["/api/v1/organisations/{org}/inbound-sources"] ?? doc.paths["/api/v1/organisations/{org}/inbound-sources/"]).sort()).toEqual(["get", "post"]);
+    expect(doc.paths["/api/v1/inbound/flagsmith/{token}"].post.requestBody).toMatchObject({
+      content: { "application/json": { schema: { $ref: "#/components/schemas/FlagsmithWebhook" } } },
+    });
   });
 });
 
@@ -333,22 +344,42 @@ describe("Flagsmith's environment web hooks, relayed", () => {
         tags: [],
       },
       feature_segment: null,
-      feature_state_value: "green",
+      feature_state_value: "green\u007f",
       identity: 8812,
       identity_identifier: "user-42",
-      multivariate_feature_state_values: [{ id: 1, multivariate_feature_option: 3, percentage_allocation: 50.5 }],
+      multivariate_feature_state_values: [{ id: 1, multivariate_feature_option: 3, percentage_allocation: 50 }],
     };
-    const body = JSON.stringify({ event_type: "FLAG_DELETED", data: { changed_by: "Kyle Johnson", new_state: null, previous_state: state, timestamp: "2024-05-02T11:12:13.141516Z" } });
+    // Flagsmith is Python: its floats keep their ".0", its ints may pass 2^53; both are relayed as written.
+    const body = JSON.stringify({ event_type: "FLAG_DELETED", data: { changed_by: "Kyle Johnson", new_state: null, previous_state: state, timestamp: "2024-05-02T11:12:13.141516Z", big: 1 } })
+      .replace('"percentage_allocation":50', '"percentage_allocation":50.0')
+      .replace('"big":1', '"big":12345678901234567890');
     const { event_id } = await relay(source, body);
     await deliveriesOf(org, event_id, 1);
     const relayed = await eventually(async () => (await mailbox("inbound-flag-deleted")).requests[0]);
     expect(relayed.body).toBe(await pythonDumps(body));
     expect(relayed.body).toContain('"name": "Caf\\u00e9 \\u2615"');
+    expect(relayed.body).toContain('"percentage_allocation": 50.0');
+    expect(relayed.body).toContain('"big": 12345678901234567890');
+    expect(relayed.body).toContain('"feature_state_value": "green\\u007f"');
     expect(JSON.parse(relayed.body)).toEqual(JSON.parse(body));
     expect(await countRows("environments", "org_id = ? and id = 31 and api_key = 'ser.Staging31' and project_id = 9", org.orgId)).toBe(1);
     // Environment webhooks can now be managed by the api_key Flagsmith sent.
     const byKey = await call(`/api/v1/environments/ser.Staging31/webhooks/`, { headers: org.auth });
     expect(((await byKey.json()) as { results: unknown[] }).results).toHaveLength(1);
+  });
+
+  it("records a body too large for a queue message before answering, like any other event", async () => {
+    const org = await createOrganisation();
+    await webhook(org, `/api/v1/environments/23`, { url: hookUrl("inbound-flag-large") });
+    const source = await createSource(org);
+    const seed = JSON.parse(SEED_FLAG_UPDATED);
+    seed.data.new_state.feature_state_value = "x".repeat(150_000);
+    const body = JSON.stringify(seed);
+    const { event_id } = await relay(source, body);
+    const status = (await (await call(`/api/v1/events/${event_id}`, { headers: org.auth })).json()) as { status: string; deliveries: unknown[] };
+    expect(status).toMatchObject({ status: "recorded", deliveries: [expect.anything()] });
+    const relayed = await eventually(async () => (await mailbox("inbound-flag-large")).requests[0]);
+    expect(relayed.body).toBe(await pythonDumps(body));
   });
 
   it("retries a relayed change, logs every attempt, and replays it with the same bytes and webhook-id", async () => {
@@ -481,5 +512,44 @@ describe("Flagsmith's resends", () => {
     const third = await relay(source, later);
     expect(third.event_id).not.toBe(first.event_id);
     await deliveriesOf(org, third.event_id, 2);
+  });
+});
+
+describe("Flagsmith's bodies, read (pure)", () => {
+  it("reads the bare audit object of the docs as the AUDIT_LOG_CREATED Flagsmith sends, with the same bytes onward", () => {
+    const bare = parseFlagsmithWebhook(SEED_AUDIT);
+    const wrapped = parseFlagsmithWebhook(`{"event_type": "AUDIT_LOG_CREATED", "data": ${SEED_AUDIT}}`);
+    expect(bare).toEqual(wrapped);
+    expect(bare).toMatchObject({ success: true, webhook: { event_type: "AUDIT_LOG_CREATED", data: JSON.parse(SEED_AUDIT) } });
+  });
+
+  it("tells a body that is not JSON from one that is not Flagsmith's", () => {
+    const notJson = parseFlagsmithWebhook("{");
+    expect(notJson.success === false && notJson.error instanceof SyntaxError).toBe(true);
+    const notFlagsmith = parseFlagsmithWebhook(`{"event_type": "FLAG_UPDATED", "data": {"timestamp": "2021-06-18T07:50:26.595298Z"}}`);
+    expect(notFlagsmith.success === false && !(notFlagsmith.error instanceof SyntaxError) && notFlagsmith.error.issues[0].path).toEqual(["data", "new_state"]);
+  });
+
+  it("maps flag webhooks to the change they describe, for the environment and project upserts", () => {
+    const seed = JSON.parse(SEED_FLAG_UPDATED);
+    const as = (data: unknown, event_type = "FLAG_UPDATED") => {
+      const parsed = parseFlagsmithWebhook(JSON.stringify({ event_type, data }));
+      if (!parsed.success) throw parsed.error;
+      return relayedChangeEvent("src_test", parsed.webhook);
+    };
+    const segment = { segment: { id: 9, name: "beta", description: null }, priority: 0 };
+    expect(as(seed.data)).toMatchObject({
+      type: "FLAG_STATE_UPDATED",
+      occurred_at: "2021-06-18T07:50:26.595298Z",
+      project: { id: 12, name: "Flagsmith Website" },
+      environment: { id: 23, name: "Development", api_key: null },
+      feature: { id: 7168, name: "butter_bar" },
+      relayed: { source: "src_test", event_type: "FLAG_UPDATED" },
+    });
+    expect(as({ ...seed.data, new_state: { ...seed.data.new_state, identity: 5, identity_identifier: "u" } }).type).toBe("IDENTITY_OVERRIDE_UPDATED");
+    expect(as({ ...seed.data, new_state: null }, "FLAG_DELETED").type).toBe("FEATURE_DELETED");
+    expect(as({ ...seed.data, new_state: null, previous_state: { ...seed.data.previous_state, feature_segment: segment } }, "FLAG_DELETED").type).toBe(
+      "SEGMENT_OVERRIDE_DELETED",
+    );
   });
 });

@@ -119,14 +119,15 @@ flagsmithInboundRoutes.post("/:token", async (c) => {
   if (!(await flagsmithSignatureValid(secret, raw, signature))) {
     throw new ApiError(401, "invalid_signature", "X-Flagsmith-Signature does not match the body and this source's secret");
   }
-  let body: unknown;
+  let text: string;
   try {
-    body = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(raw));
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(raw);
   } catch {
-    throw new ApiError(400, "malformed_json", "request body is not valid JSON");
+    throw new ApiError(400, "malformed_json", "request body is not UTF-8 JSON");
   }
-  const parsed = parseFlagsmithWebhook(body);
+  const parsed = parseFlagsmithWebhook(text);
   if (!parsed.success) {
+    if (parsed.error instanceof SyntaxError) throw new ApiError(400, "malformed_json", "request body is not valid JSON");
     const issues = parsed.error.issues;
     throw new ApiError(
       400,

@@ -1,6 +1,6 @@
 // Which webhooks get which body for one recorded audit entry (SPEC 3, last paragraph).
 import type { ChangeEvent } from "./event";
-import { relayedEnvironmentId, relayedPayload, type RelayedWebhook } from "./flagsmith";
+import { relayedEnvironmentId, type RelayedWebhook } from "./flagsmith";
 import { auditLogPayload, flagEventType, flagPayload, type WebhookEventType } from "./payload";
 
 export type WebhookScope = "organisation" | "environment";
@@ -86,7 +86,7 @@ const nameOf = (envs: readonly KnownEnvironment[], id: number) => envs.find((e) 
 export function planRelayed(relayed: RelayedWebhook, webhooks: readonly Subscriber[]): PlannedDelivery[] {
   const eventType = relayed.event_type;
   const environmentId = eventType === "AUDIT_LOG_CREATED" ? null : relayedEnvironmentId(relayed);
-  const payload = relayedPayload(relayed);
+  const payload = relayed.payload;
   return webhooks
     .filter((w) => subscribes(w, eventType) && (w.scope === "organisation" || w.environmentId === environmentId))
     .map((w) => ({ webhookId: w.id, eventType, environmentId, payload }));

@@ -72,30 +72,50 @@ export const flagsmithWebhook = z
   ])
   .openapi("FlagsmithWebhook");
 
-/** A Flagsmith webhook body: its event type and its `data`, exactly as received. */
-export interface FlagsmithWebhook {
+/**
+ * What a change event relayed from Flagsmith carries: the inbound source it came from, and the
+ * body every subscriber gets, `{"data", "event_type"}` as received, keys sorted like Flagsmith's
+ * json.dumps(sort_keys=True) and numbers as Flagsmith wrote them. Those bytes are the only copy.
+ */
+export interface RelayedWebhook {
+  source: string;
   event_type: WebhookEventType;
-  data: Record<string, unknown>;
+  payload: string;
 }
 
-/** What a change event relayed from Flagsmith carries: the webhook, and the inbound source it came from. */
-export interface RelayedWebhook extends FlagsmithWebhook {
-  source: string;
-}
+export type FlagsmithWebhook = Omit<RelayedWebhook, "source"> & { data: Record<string, unknown> };
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
-/**
- * Validates a parsed body. Flagsmith sends `{"data", "event_type"}`; its docs show the audit log
- * object bare, so an object with neither key is read as AUDIT_LOG_CREATED's `data`.
- * The `data` returned is the input's own object, not zod's copy, so nothing is reshaped.
- */
-export function parseFlagsmithWebhook(body: unknown) {
-  const input = isObject(body) && !("event_type" in body) && !("data" in body) ? { event_type: "AUDIT_LOG_CREATED", data: body } : body;
+/** Parses JSON keeping a number's own digits where JS would print others (Python's 50.0, 1e+16, ints past 2^53). */
+function parseKeepingDigits(text: string): unknown {
+  const json = JSON as unknown as { rawJSON?(source: string): unknown };
+  if (!json.rawJSON) return JSON.parse(text);
+  return (JSON.parse as (t: string, reviver: (k: string, v: unknown, context?: { source?: string }) => unknown) => unknown)(
+    text,
+    (_key, value, context) => (typeof value === "number" && context?.source && String(value) !== context.source ? json.rawJSON!(context.source) : value),
+  );
+}
+
+/** Flagsmith sends `{"data", "event_type"}`; its docs show the audit log bare: an object with neither key is that. */
+const wrapped = (body: unknown): unknown =>
+  isObject(body) && !("event_type" in body) && !("data" in body) ? { event_type: "AUDIT_LOG_CREATED", data: body } : body;
+
+/** Parses and validates a body; a SyntaxError means it is not JSON at all. */
+export function parseFlagsmithWebhook(
+  text: string,
+): { success: true; webhook: FlagsmithWebhook } | { success: false; error: z.ZodError | SyntaxError } {
+  let input: unknown;
+  try {
+    input = wrapped(JSON.parse(text));
+  } catch (err) {
+    return { success: false, error: err as SyntaxError };
+  }
   const result = flagsmithWebhook.safeParse(input);
-  if (!result.success) return { success: false as const, error: result.error };
-  const given = input as { event_type: WebhookEventType; data: Record<string, unknown> };
-  return { success: true as const, webhook: { event_type: given.event_type, data: given.data } satisfies FlagsmithWebhook };
+  if (!result.success) return { success: false, error: result.error };
+  const { event_type, data } = input as { event_type: WebhookEventType; data: Record<string, unknown> };
+  const exact = wrapped(parseKeepingDigits(text)) as { data: unknown };
+  return { success: true, webhook: { event_type, data, payload: sortedJson({ data: exact.data, event_type }) } };
 }
 
 /** X-Flagsmith-Signature: hex HMAC-SHA256 of the raw body keyed by the secret's UTF-8 bytes (the seed's check). */
@@ -104,28 +124,27 @@ export async function flagsmithSignatureValid(secret: string, body: Uint8Array, 
   return timingSafeEqual(expected, signature.trim().toLowerCase());
 }
 
-/** The body relayed to subscribers: the received `data` and event type, keys sorted like Flagsmith's. */
-export const relayedPayload = (w: FlagsmithWebhook) => sortedJson({ data: w.data, event_type: w.event_type });
-
 /**
  * The idempotency key of a Flagsmith webhook within an organisation. Flagsmith serialises a
- * delivery once and resends the same bytes; the canonical form also ignores whitespace.
+ * delivery once and resends the same bytes; the sorted form also ignores whitespace.
  */
-export async function relayKey(w: FlagsmithWebhook): Promise<string> {
-  return `flagsmith:${await sha256Hex(relayedPayload(w))}`;
+export async function relayKey(w: Pick<RelayedWebhook, "payload">): Promise<string> {
+  return `flagsmith:${await sha256Hex(w.payload)}`;
 }
 
-const stateOf = (w: FlagsmithWebhook): FlagState => {
-  const d = w.data as FlagData;
+const dataOf = (w: Pick<RelayedWebhook, "payload">) => (JSON.parse(w.payload) as { data: Record<string, unknown> }).data;
+
+const stateOf = (data: Record<string, unknown>): FlagState => {
+  const d = data as FlagData;
   return (d.new_state ?? d.previous_state)!;
 };
 
 /** The environment a relayed FLAG_UPDATED / FLAG_DELETED describes. */
-export const relayedEnvironmentId = (w: FlagsmithWebhook): number => stateOf(w).environment.id;
+export const relayedEnvironmentId = (w: RelayedWebhook): number => stateOf(dataOf(w)).environment.id;
 
-/** The change event a Flagsmith webhook becomes; it carries the webhook itself as `relayed`. */
+/** The change event a Flagsmith webhook becomes; it carries the webhook's bytes as `relayed`. */
 export function relayedChangeEvent(source: string, webhook: FlagsmithWebhook): ChangeEvent {
-  const relayed: RelayedWebhook = { source, ...webhook };
+  const relayed: RelayedWebhook = { source, event_type: webhook.event_type, payload: webhook.payload };
   const envRef = (e: z.output<typeof environment>) => ({ id: e.id, name: e.name ?? null, api_key: e.api_key ?? null });
   const projectRef = (p: z.output<typeof project>) => ({ id: p.id, name: p.name ?? null });
   if (webhook.event_type === "AUDIT_LOG_CREATED") {
@@ -143,7 +162,7 @@ export function relayedChangeEvent(source: string, webhook: FlagsmithWebhook): C
       relayed,
     };
   }
-  const state = stateOf(webhook);
+  const state = stateOf(webhook.data);
   return {
     type: flagChangeType(webhook.event_type, state),
     occurred_at: normaliseTimestamp((webhook.data as FlagData).timestamp)!,
@@ -163,6 +182,6 @@ function flagChangeType(eventType: WebhookEventType, state: FlagState): EventTyp
 
 /** Flagsmith's own `is_system_event` when the relayed audit log gives one. */
 export function relayedSystemEvent(event: ChangeEvent): boolean | null {
-  const given = event.relayed?.event_type === "AUDIT_LOG_CREATED" ? event.relayed.data.is_system_event : undefined;
+  const given = event.relayed?.event_type === "AUDIT_LOG_CREATED" ? dataOf(event.relayed).is_system_event : undefined;
   return typeof given === "boolean" ? given : null;
 }

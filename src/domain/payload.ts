@@ -8,6 +8,7 @@ import type { ChangeEvent } from "./event";
  */
 export function sortedJson(value: unknown): string {
   if (value === null || value === undefined) return "null";
+  if (isRawJson(value)) return value.rawJSON;
   if (typeof value === "string") return asciiString(value);
   if (typeof value === "number") return Number.isFinite(value) ? JSON.stringify(value) : "null";
   if (typeof value === "boolean") return value ? "true" : "false";
@@ -19,8 +20,13 @@ export function sortedJson(value: unknown): string {
   return `{${keys.map((k) => `${asciiString(k)}: ${sortedJson(record[k])}`).join(", ")}}`;
 }
 
+/** A number kept as its source digits (JSON.rawJSON), e.g. a relayed Flagsmith body's 50.0. */
+const isRawJson = (value: unknown): value is { rawJSON: string } =>
+  (JSON as unknown as { isRawJSON?(v: unknown): boolean }).isRawJSON?.(value) === true;
+
+/** ensure_ascii: Python escapes DEL and everything past ASCII. */
 function asciiString(s: string): string {
-  return JSON.stringify(s).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return JSON.stringify(s).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 export type WebhookEventType = "AUDIT_LOG_CREATED" | "FLAG_UPDATED" | "FLAG_DELETED";
