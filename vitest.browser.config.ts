@@ -8,7 +8,7 @@ export default defineConfig({
     globalSetup: ["./test/browser/setup.ts"],
     pool: "forks",
     fileParallelism: false,
-    testTimeout: 60_000,
-    hookTimeout: 120_000,
+    testTimeout: 120_000,
+    hookTimeout: 240_000,
   },
 });

@@ -62,6 +62,15 @@ function FilterForm(props: { raw: Record<string, string | string[]>; filters: Au
           </select>
         </div>
         <div>
+          <label for="f-type">Type (related object)</label>
+          <input id="f-type" type="text" name="related_object_type" value={text("related_object_type")} list="known-types" placeholder="any type" />
+          <datalist id="known-types">
+            {KNOWN_TYPES.map((t) => (
+              <option value={t} />
+            ))}
+          </datalist>
+        </div>
+        <div class="span-narrow">
           <label for="f-environment">Environments</label>
           <select id="f-environment" name="environment" multiple size={Math.min(4, Math.max(2, environments.length))}>
             {environments.map((e) => (
@@ -71,16 +80,7 @@ function FilterForm(props: { raw: Record<string, string | string[]>; filters: Au
             ))}
           </select>
         </div>
-        <div>
-          <label for="f-type">Type (related object)</label>
-          <input id="f-type" type="text" name="related_object_type" value={text("related_object_type")} list="known-types" placeholder="any, e.g. FEATURE_STATE" />
-          <datalist id="known-types">
-            {KNOWN_TYPES.map((t) => (
-              <option value={t} />
-            ))}
-          </datalist>
-        </div>
-        <div>
+        <div class="span-narrow">
           <label for="f-author">Author (id or email)</label>
           <input id="f-author" type="text" name="author" value={text("author")} maxlength={320} placeholder="any author" />
         </div>
@@ -97,14 +97,6 @@ function FilterForm(props: { raw: Record<string, string | string[]>; filters: Au
           </select>
         </div>
         <div>
-          <label for="f-since">From (UTC)</label>
-          <input id="f-since" type="datetime-local" step="1" name="since" value={forDateInput(filters.since ?? text("since"))} />
-        </div>
-        <div>
-          <label for="f-until">Until (UTC)</label>
-          <input id="f-until" type="datetime-local" step="1" name="until" value={forDateInput(filters.until ?? text("until"))} />
-        </div>
-        <div>
           <label for="f-size">Entries per page</label>
           <select id="f-size" name="page_size">
             {PAGE_SIZES.map((n) => (
@@ -113,6 +105,14 @@ function FilterForm(props: { raw: Record<string, string | string[]>; filters: Au
               </option>
             ))}
           </select>
+        </div>
+        <div class="span-narrow">
+          <label for="f-since">From (UTC)</label>
+          <input id="f-since" type="datetime-local" step="1" name="since" value={forDateInput(filters.since ?? text("since"))} />
+        </div>
+        <div class="span-narrow">
+          <label for="f-until">Until (UTC)</label>
+          <input id="f-until" type="datetime-local" step="1" name="until" value={forDateInput(filters.until ?? text("until"))} />
         </div>
       </div>
       <div class="actions">

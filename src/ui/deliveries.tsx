@@ -175,7 +175,7 @@ deliveryPages.get("/webhooks/:id/deliveries", async (c) => {
       )}
       {refused && <Notice kind="bad">{refused}</Notice>}
       <div class="card">
-        <div class="fields">
+        <div class="toolbar">
           <form method="get" action={base} aria-label="Filter by status">
             <label for="d-status">Status</label>
             <div class="actions tight">
@@ -300,8 +300,13 @@ deliveryPages.get("/deliveries/:id", async (c) => {
       <div class="card">
         <Attempts attempts={delivery.attempts} />
       </div>
-      <h2>Payload (the exact bytes of every attempt)</h2>
+      <h2>Payload</h2>
+      <p class="small muted">Indented here for reading; every attempt sends the same bytes, shown exactly below.</p>
       <pre>{payload}</pre>
+      <details class="card">
+        <summary>The exact bytes sent</summary>
+        <pre>{delivery.payload}</pre>
+      </details>
     </>,
     { section: "webhooks" },
   );

@@ -80,7 +80,24 @@ function TypeOf({ schema }: { schema: Schema | undefined }): ReturnType<typeof M
   const types = Array.isArray(schema.type) ? schema.type : schema.type ? [schema.type] : [];
   const nullable = schema.nullable || types.includes("null");
   const main = types.filter((t) => t !== "null");
-  const label = main.length ? main.join(" | ") : schema.properties ? "object" : "any";
+  const props = Object.entries(schema.properties ?? {});
+  if (props.length && props.length <= 6 && (main.length === 0 || main[0] === "object")) {
+    // A small inline object (a page of results, an accepted answer) reads best spelled out.
+    return (
+      <>
+        <Mono text="{ " />
+        {props.map(([name, s], i) => (
+          <>
+            {i > 0 && <Mono text=", " />}
+            <Mono text={`${name}: `} />
+            <TypeOf schema={s} />
+          </>
+        ))}
+        <Mono text={nullable ? " } | null" : " }"} />
+      </>
+    );
+  }
+  const label = main.length ? main.join(" | ") : props.length ? "object" : "any";
   if (main[0] === "array") {
     return (
       <>

@@ -61,6 +61,7 @@ uiRoutes.onError((err, c) => {
     console.error(err);
   }
   const title = TITLES[status] ?? "Error";
+  message = message.charAt(0).toUpperCase() + message.slice(1);
   return render(
     c,
     title,

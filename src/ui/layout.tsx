@@ -56,6 +56,7 @@ function Page({ title, nonce, session, section, children }: PropsWithChildren<Pa
             <nav>
               {session && link("/ui/audit", "Audit log", "audit")}
               {session && link("/ui/webhooks", "Webhooks", "webhooks")}
+              {!session && section === "docs" && <a href="/ui">Admin pages</a>}
               {link("/docs", "API docs", "docs")}
             </nav>
             {session && (

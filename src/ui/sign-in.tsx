@@ -29,10 +29,11 @@ const REASONS: Record<string, string> = {
 };
 
 function SignInForm(props: { token: string; next: string; error?: string; reason?: string }) {
+  const reason = props.reason && REASONS[props.reason] ? REASONS[props.reason] : props.next !== "/ui/audit" && !props.error ? "Sign in to see that page." : null;
   return (
     <div class="card narrow">
       <h1>Sign in</h1>
-      {props.reason && REASONS[props.reason] && <Notice kind="info">{REASONS[props.reason]}</Notice>}
+      {reason && <Notice kind="info">{reason}</Notice>}
       {props.error && <Notice kind="bad">{props.error}</Notice>}
       <p class="muted small">
         Use one of your organisation's API keys (<code>fh_…</code>). It is checked once here and never stored in your

@@ -40,7 +40,7 @@ button,.button{display:inline-block;padding:.4rem .9rem;border-radius:6px;border
 button.secondary,.button.secondary{background:#fff;color:var(--accent)}
 button.danger{background:#fff;color:var(--bad);border-color:var(--bad)}
 button:disabled{opacity:.5;cursor:not-allowed}
-.fields{display:grid;grid-template-columns:repeat(auto-fill,minmax(13rem,1fr));gap:.7rem 1rem;align-items:end}
+.fields{display:grid;grid-template-columns:repeat(auto-fill,minmax(14.5rem,1fr));gap:.7rem 1rem;align-items:start}
 .fields .wide{grid-column:1/-1}
 .actions{display:flex;flex-wrap:wrap;gap:.5rem;align-items:center;margin-top:.8rem}
 .inline-forms{display:flex;flex-wrap:wrap;gap:.4rem}
@@ -68,6 +68,7 @@ dl.facts dd{margin:0;word-break:break-word}
 .delivery.delivered{border-left-color:#5cb77f}
 .delivery.failed{border-left-color:#d46a6a}
 .delivery.pending{border-left-color:#e0b04a}
+section.card>h2:first-child{margin-top:0}
 .op{border-top:1px solid var(--line);padding:.8rem 0}
 .op .method{display:inline-block;min-width:4.2rem;font-weight:700;font-size:.8rem}
 .method.get{color:#17703b}.method.post{color:#2957c4}.method.patch{color:#8a5a00}.method.delete{color:#a52a2a}
@@ -76,12 +77,17 @@ legend{padding:0 .3rem}
 .spaced{margin-top:1rem}
 .actions.tight{margin-top:0;flex-wrap:nowrap}
 .actions.tight select,.actions.tight input{flex:1;min-width:0}
+.toolbar{display:flex;flex-wrap:wrap;gap:1rem 2.5rem}
+.toolbar form{flex:1 1 18rem;max-width:28rem}
 .toc{columns:2 16rem;margin:0;padding-left:1.2rem}
 @media (max-width:640px){
  main{padding:.6rem}
  .card{padding:.75rem}
  th,td{padding:.4rem}
  .hide-narrow{display:none}
+ td.nowrap{white-space:normal;min-width:6.2rem}
+ .fields{grid-template-columns:1fr 1fr;gap:.6rem .7rem}
+ .fields .span-narrow{grid-column:1/-1}
  dl.facts{grid-template-columns:1fr}
  dl.facts dt{margin-top:.4rem}
  header.top .who{margin-left:0;width:100%}

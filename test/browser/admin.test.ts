@@ -1,3 +1,4 @@
+/// <reference types="node" />
 // The admin pages in real headless Chromium against the Worker under `wrangler dev`: sign in, filter
 // the audit log to one entry and open it, create a webhook to a local receiver, send a test, see the
 // delivery and its attempts, redeliver, rotate the secret, sign out and be refused.
@@ -32,7 +33,7 @@ async function api<T>(path: string, init: RequestInit & { json?: unknown } = {})
   return (res.status === 204 ? undefined : await res.json()) as T;
 }
 
-async function until<T>(check: () => Promise<T | undefined | false>, what: string, timeoutMs = 20_000): Promise<T> {
+async function until<T>(check: () => Promise<T | undefined | false>, what: string, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const value = await check();
@@ -42,15 +43,16 @@ async function until<T>(check: () => Promise<T | undefined | false>, what: strin
   throw new Error(`timed out waiting for ${what}`);
 }
 
-async function shot(name: string, viewport?: { width: number; height: number }) {
+async function shot(name: string, viewport?: { width: number; height: number }, fullPage = true) {
   if (viewport) await page.setViewportSize(viewport);
-  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage });
   if (viewport) await page.setViewportSize({ width: 1280, height: 800 });
 }
 
 async function ingest(event: Record<string, unknown>): Promise<number> {
   const auth = { Authorization: `Api-Key ${apiKey}` };
   const { event_id } = await api<{ event_id: string }>("/api/v1/events", { method: "POST", headers: auth, json: event });
+  // The ingest queue consumer records it a moment later (slower when the machine is busy).
   const done = await until(async () => {
     const status = await api<{ status: string; audit_entry_id: number }>(`/api/v1/events/${event_id}`, { headers: auth });
     return status.status === "recorded" && status;
@@ -74,12 +76,14 @@ beforeAll(async () => {
   mkdirSync(SHOTS, { recursive: true });
   const org = await api<{ id: number }>("/api/v1/organisations", { method: "POST", headers: admin, json: { name: "Browser Co" } });
   apiKey = (await api<{ key: string }>(`/api/v1/organisations/${org.id}/api-keys`, { method: "POST", headers: admin, json: { name: "laptop" } })).key;
-  targetEntry = await ingest(flagChange());
-  await ingest(flagChange({ author: { id: 4, email: "ana@example.com", first_name: "Ana", last_name: "Lee" } }));
-  await ingest(flagChange({ environment: { id: 24, name: "Production" } }));
-  await ingest(flagChange({ occurred_at: "2024-03-06T10:00:00Z", feature: { id: 7169, name: "dark_mode", type: "STANDARD" } }));
-  await ingest({ ...flagChange({ type: "FEATURE_CREATED", occurred_at: "2024-03-05T09:30:00Z" }), previous_state: null, new_state: null });
-  await ingest({ ...flagChange({ type: "SEGMENT_CREATED", segment: { id: 9, name: "beta testers" } }), feature: undefined, previous_state: null, new_state: null });
+  [targetEntry] = await Promise.all([
+    ingest(flagChange()),
+    ingest(flagChange({ author: { id: 4, email: "ana@example.com", first_name: "Ana", last_name: "Lee" } })),
+    ingest(flagChange({ environment: { id: 24, name: "Production" } })),
+    ingest(flagChange({ occurred_at: "2024-03-06T10:00:00Z", feature: { id: 7169, name: "dark_mode", type: "STANDARD" } })),
+    ingest({ ...flagChange({ type: "FEATURE_CREATED", occurred_at: "2024-03-05T09:30:00Z" }), previous_state: null, new_state: null }),
+    ingest({ ...flagChange({ type: "SEGMENT_CREATED", segment: { id: 9, name: "beta testers" } }), feature: undefined, previous_state: null, new_state: null }),
+  ]);
 
   browser = await launchChromium();
   context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
@@ -103,6 +107,7 @@ describe("admin pages in Chromium", () => {
     await expect(page.locator(".notice.bad").textContent()).resolves.toContain("not valid");
     await page.fill("#key", apiKey);
     await page.click("button[type=submit]");
+    await page.waitForURL(`${base}/ui/audit`);
     expect(new URL(page.url()).pathname).toBe("/ui/audit");
     const [cookie] = (await context.cookies()).filter((c) => c.name === "flaghook_session");
     expect(cookie).toMatchObject({ httpOnly: true, sameSite: "Strict", path: "/ui" });
@@ -121,6 +126,7 @@ describe("admin pages in Chromium", () => {
     await page.fill("#f-since", "2024-03-05T09:45");
     await page.fill("#f-until", "2024-03-05T10:15");
     await page.click("text=Apply filters");
+    await page.waitForURL(/since=/);
     const url = new URL(page.url());
     expect(Object.fromEntries(url.searchParams)).toEqual({
       search: "butter",
@@ -143,6 +149,7 @@ describe("admin pages in Chromium", () => {
     await expect(page.locator("tr[data-entry]").count()).resolves.toBe(1);
 
     await rows.first().locator("a").click();
+    await page.waitForURL(/\/ui\/audit\/\d+\?/);
     expect(new URL(page.url()).pathname).toBe(`/ui/audit/${targetEntry}`);
     const diff = await page.locator("table.diff tbody tr").evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll("td")].map((td) => td.textContent)));
     expect(diff).toEqual([
@@ -152,6 +159,7 @@ describe("admin pages in Chromium", () => {
     await shot("04-audit-entry");
     await shot("04-audit-entry-phone", { width: 390, height: 844 });
     await page.click("text=← Back to the audit log");
+    await page.waitForURL(/\/ui\/audit\?/);
     expect(new URL(page.url()).searchParams.get("author")).toBe("kyle@example.com");
   });
 
@@ -161,15 +169,19 @@ describe("admin pages in Chromium", () => {
 
   it("creates a webhook pointing at the local receiver and shows its secret once", async () => {
     await page.click("header nav >> text=Webhooks");
+    await page.waitForURL(`${base}/ui/webhooks`);
     await shot("05-webhooks-empty");
     await page.click("text=Add organisation webhook");
+    await page.waitForURL(/\/ui\/webhooks\/new\?scope=organisation$/);
     await page.fill("#w-url", `${receiver}/hooks/${MAILBOX}`);
     await page.fill("#w-name", "Audit to the receiver");
+    await shot("05-webhook-form");
     await page.click("text=Create webhook");
     secret = (await page.locator("#secret").textContent())!;
     expect(secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
     await shot("06-webhook-created");
     await page.click("text=Back to webhooks");
+    await page.waitForURL(/\/ui\/webhooks#whk_/);
     const card = page.locator("article[data-webhook]");
     await expect(card.count()).resolves.toBe(1);
     hookId = (await card.getAttribute("data-webhook"))!;
@@ -194,6 +206,7 @@ describe("admin pages in Chromium", () => {
 
   it("shows the delivery with its attempts, and redelivers it", async () => {
     await page.click("text=See deliveries");
+    await page.waitForURL(/\/deliveries$/);
     const card = page.locator(`article[data-delivery="${deliveryId}"]`);
     await expect(card.getAttribute("data-status")).resolves.toBe("delivered");
     const attempt = card.locator("tr[data-attempt='1'] td");
@@ -206,12 +219,15 @@ describe("admin pages in Chromium", () => {
 
     await page.selectOption("#d-status", "failed");
     await page.click("text=Filter");
+    await page.waitForURL(/\?status=failed$/);
     expect(new URL(page.url()).searchParams.get("status")).toBe("failed");
     await expect(page.locator(`article[data-delivery="${deliveryId}"]`).count()).resolves.toBe(0);
     await page.selectOption("#d-status", "");
     await page.click("text=Filter");
+    await page.waitForURL(/\?status=$/);
 
     await page.locator(`article[data-delivery="${deliveryId}"]`).locator("button:text('Redeliver')").click();
+    await page.waitForURL(/done=redelivered$/);
     await expect(page.locator(".notice.ok").textContent()).resolves.toContain("Delivery queued again");
     await until(async () => {
       await page.reload();
@@ -225,6 +241,7 @@ describe("admin pages in Chromium", () => {
     await shot("10-redelivered");
 
     await page.click(`a[href='/ui/deliveries/${deliveryId}']`);
+    await page.waitForURL(/\/ui\/deliveries\/dlv_/);
     await expect(page.locator("tr[data-attempt]").count()).resolves.toBe(2);
     await shot("11-delivery");
   });
@@ -241,14 +258,26 @@ describe("admin pages in Chromium", () => {
 
   it("shows the API docs from /openapi.json", async () => {
     await page.click("header nav >> text=API docs");
+    await page.waitForURL(`${base}/docs`);
     expect(new URL(page.url()).pathname).toBe("/docs");
     await expect(page.locator("#tag-Audit-log h2").textContent()).resolves.toBe("Audit log");
-    await shot("13-api-docs");
+    await shot("13-api-docs", undefined, false);
+    await page.goto(`${base}/docs#tag-Audit-log`);
+    await shot("13-api-docs-audit", undefined, false);
+    await shot("13-api-docs-phone", { width: 390, height: 844 }, false);
+  });
+
+  it("shows errors as pages: another organisation's webhook is not found", async () => {
+    const res = await page.goto(`${base}/ui/webhooks/whk_0000000000000000000000000/deliveries`);
+    expect(res!.status()).toBe(404);
+    await expect(page.locator("h1").textContent()).resolves.toBe("Not found");
+    await shot("13-not-found");
   });
 
   it("signs out, and then the pages refuse the browser", async () => {
     await page.goto(`${base}/ui/webhooks`);
     await page.click("header >> text=Sign out");
+    await page.waitForURL(/reason=signed-out$/);
     expect(page.url()).toBe(`${base}/ui/sign-in?reason=signed-out`);
     expect((await context.cookies()).some((c) => c.name === "flaghook_session")).toBe(false);
     await page.goto(`${base}/ui/webhooks/${hookId}/deliveries`);

@@ -1,3 +1,4 @@
+/// <reference types="node" />
 // Headless Chromium for the browser tests: the build that @sparticuz/chromium ships inside its npm
 // package, else Debian's chromium. This machine has no network, so nothing may phone home.
 import { existsSync } from "node:fs";

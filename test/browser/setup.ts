@@ -1,3 +1,4 @@
+/// <reference types="node" />
 // Global setup of the browser tests: a local D1 migrated into a temporary folder, the Worker under
 // `wrangler dev` on 127.0.0.1:8790, and the real webhook receiver (bench/receiver.mjs) on 8791.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
