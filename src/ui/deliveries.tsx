@@ -37,6 +37,8 @@ const REFUSED: Record<string, string> = {
 
 function Attempts({ attempts }: { attempts: Attempt[] }) {
   if (!attempts.length) return <p class="muted small">No attempt yet.</p>;
+  // An error column that is empty on every row only costs a phone its width.
+  const anyError = attempts.some((a) => a.error);
   return (
     <div class="scroll">
       <table class="attempts">
@@ -46,7 +48,7 @@ function Attempts({ attempts }: { attempts: Attempt[] }) {
             <th class="nowrap">Time (UTC)</th>
             <th>Status</th>
             <th class="nowrap">Duration</th>
-            <th>Error</th>
+            {anyError && <th>Error</th>}
             <th>Response</th>
           </tr>
         </thead>
@@ -61,7 +63,7 @@ function Attempts({ attempts }: { attempts: Attempt[] }) {
                 <span class={`badge ${a.status_code !== null && a.status_code >= 200 && a.status_code < 300 ? "ok" : "bad"}`}>{a.status_code ?? "—"}</span>
               </td>
               <td class="nowrap small">{a.duration_ms} ms</td>
-              <td class="small break">{a.error ?? ""}</td>
+              {anyError && <td class="small break">{a.error ?? ""}</td>}
               <td class="small break">
                 {a.response_body ? (
                   a.response_body.length > EXCERPT ? (

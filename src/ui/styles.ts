@@ -68,7 +68,7 @@ dl.facts dd{margin:0;word-break:break-word}
 .delivery.delivered{border-left-color:#5cb77f}
 .delivery.failed{border-left-color:#d46a6a}
 .delivery.pending{border-left-color:#e0b04a}
-section.card>h2:first-child{margin-top:0}
+section.card>h2:first-child,.card>p:first-child{margin-top:0}
 .op{border-top:1px solid var(--line);padding:.8rem 0}
 .op .method{display:inline-block;min-width:4.2rem;font-weight:700;font-size:.8rem}
 .method.get{color:#17703b}.method.post{color:#2957c4}.method.patch{color:#8a5a00}.method.delete{color:#a52a2a}
