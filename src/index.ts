@@ -11,7 +11,7 @@ export type QueueMessage = IngestMessage | DeliveryMessage;
 export default {
   fetch: app.fetch,
 
-  async queue(batch, env) {
+  async queue(batch, env, _ctx) {
     if (batch.queue.startsWith("flaghook-ingest")) {
       await recordBatch(env, batch as MessageBatch<IngestMessage>);
     } else {
@@ -20,7 +20,7 @@ export default {
     }
   },
 
-  async scheduled(_controller, env) {
+  async scheduled(_controller, env, _ctx) {
     await sweep(env);
   },
 } satisfies ExportedHandler<Env, QueueMessage>;

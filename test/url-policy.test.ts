@@ -9,7 +9,7 @@ import { countRows, createOrganisation, receiverUrl } from "./helpers";
 /** Production settings: private URLs refused, DNS answered by the test receiver's DoH endpoint. */
 const production = () => ({ ...env, ALLOW_PRIVATE_WEBHOOK_URLS: "false", DNS_RESOLVER_URL: `${receiverUrl()}/dns-query` });
 
-async function createHook(path: string, auth: Record<string, string>, url: string, workerEnv = production()) {
+async function createHook(path: string, auth: Record<string, string>, url: string, workerEnv: typeof env = production()) {
   const req = new Request(`http://flaghook.test${path}`, {
     method: "POST",
     headers: { ...auth, "content-type": "application/json" },
