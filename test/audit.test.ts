@@ -403,3 +403,17 @@ describe("GET /api/v1/audit/{id}/", () => {
     }
   });
 });
+
+describe("search beyond ASCII", () => {
+  it("folds case for every letter, not only A-Z", async () => {
+    const { auth } = await createOrganisation();
+    const id = (await (
+      await call("/api/v1/events", { method: "POST", headers: auth, json: { type: "CUSTOM", log: "Über-Flag für ÉTÉ aktiviert", related_object: { type: "NOTE" } } })
+    ).json()) as { event_id: string };
+    await recorded(auth, id.event_id);
+    for (const term of ["über", "ÜBER", "été", "FÜR"]) {
+      const page = (await (await call(`/api/v1/audit/?search=${encodeURIComponent(term)}`, { headers: auth })).json()) as { results: Entry[] };
+      expect([term, page.results.map((e) => e.event_id)]).toEqual([term, [id.event_id]]);
+    }
+  });
+});

@@ -189,6 +189,17 @@ describe("idempotent replays", () => {
     expect((await entryOf(auth, first)).log).toBe("Flag state updated for feature: butter_bar");
   });
 
+  it("a replay that renames the project or environment changes nothing", async () => {
+    const { auth, orgId } = await createOrganisation();
+    const event = { ...seedEvent, id: "rename-1" };
+    await recorded(auth, await ingest(auth, event));
+    await ingest(auth, { ...event, project: { id: 12, name: "Renamed by a replay" }, environment: { id: 23, name: "Renamed too" } });
+    await recorded(auth, await ingest(auth, { ...seedEvent, id: "rename-2", project: { id: 12 }, environment: { id: 23 } }));
+    const project = await env.DB.prepare("select name from projects where org_id = ? and id = 12").bind(orgId).first("name");
+    const environment = await env.DB.prepare("select name from environments where org_id = ? and id = 23").bind(orgId).first("name");
+    expect([project, environment]).toEqual([seedEvent.project.name, seedEvent.environment.name]);
+  });
+
   it("a repeated Idempotency-Key header answers the same event_id and leaves exactly one audit entry", async () => {
     const { auth } = await createOrganisation();
     const first = await ingest(auth, seedEvent, { "Idempotency-Key": "req-1" });

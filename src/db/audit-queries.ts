@@ -30,9 +30,8 @@ export function auditWhere(orgId: number, f: AuditFilters, after?: AuditCursor):
   if (f.since) conditions.push(gte(t.createdDate, f.since));
   if (f.until) conditions.push(lte(t.createdDate, f.until));
   if (f.search) {
-    // LIKE is case-insensitive for ASCII in SQLite; lower() makes it so for the rest too.
     const pattern = `%${f.search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-    conditions.push(sql`lower(${t.log}) like ${pattern} escape '\\'`);
+    conditions.push(sql`${t.searchText} like ${pattern} escape '\\'`);
   }
   if (after) conditions.push(or(sql`${t.createdDate} < ${after[0]}`, and(eq(t.createdDate, after[0]), sql`${t.id} < ${after[1]}`)));
   return and(...conditions)!;

@@ -64,6 +64,8 @@ export const auditEntries = sqliteTable(
     type: text("type").notNull(),
     createdDate: text("created_date").notNull(), // Flagsmith's microsecond ISO string; sorts as text
     log: text("log").notNull(),
+    /** The log folded to lower case (Unicode-aware, which SQLite's lower() is not) for `search`. */
+    searchText: text("search_text").notNull().default(""),
     authorId: integer("author_id"),
     authorEmail: text("author_email"),
     author: text("author"), // JSON or null

@@ -89,11 +89,13 @@ export function authorData(event: ChangeEvent) {
 export function auditFields(orgId: number, event: ChangeEvent, createdDate: string) {
   const related = relatedObject(event);
   const authorJson = authorData(event);
+  const log = auditLog(event);
   return {
     orgId,
     type: event.type,
     createdDate,
-    log: auditLog(event),
+    log,
+    searchText: log.toLowerCase(),
     authorId: authorJson?.id ?? null,
     authorEmail: authorJson?.email?.toLowerCase() ?? null,
     author: authorJson ? JSON.stringify(authorJson) : null,

@@ -34,9 +34,11 @@ export async function recordEvents(env: Env, messages: readonly IngestMessage[])
   const db = database(env.DB);
   const recordedAt = now();
   const audited = messages.filter((m) => !isRelayedFlagEvent(m));
-  const relayed = await relayWrites(db, messages.filter(isRelayedFlagEvent), recordedAt);
-  const writes: BatchItem<"sqlite">[] = [...upsertScopes(db, messages, recordedAt), ...relayed.writes];
-  for (const m of audited) writes.push(insertAuditEntry(db, m, recordedAt));
+  // A replayed event changes nothing, not even the names of its project and environment.
+  const fresh = await unrecorded(db, audited, auditEntries);
+  const relayed = await relayWrites(db, await unrecorded(db, messages.filter(isRelayedFlagEvent), relayedEvents), recordedAt);
+  const writes: BatchItem<"sqlite">[] = [...upsertScopes(db, [...fresh, ...relayed.fresh], recordedAt), ...relayed.writes];
+  for (const m of fresh) writes.push(insertAuditEntry(db, m, recordedAt));
   await runBatch(db, writes);
   await fanOut(env, db, audited);
   await enqueueDeliveries(env, relayed.queued.map((id) => ({ id, attempt: 0 })));
@@ -208,23 +210,12 @@ function insertDelivery(
  * The relayed_events row and the deliveries of each relayed flag event not yet recorded, to be
  * written in the recorder's one batch: either both land or neither, so nothing needs recovering.
  */
-async function relayWrites(db: Db, messages: readonly IngestMessage[], at: number) {
+async function relayWrites(db: Db, fresh: readonly IngestMessage[], at: number) {
   const writes: BatchItem<"sqlite">[] = [];
   const queued: string[] = [];
-  const fresh = new Map(messages.map((m) => [`${m.orgId}:${m.eventId}`, m]));
-  for (const orgId of new Set(messages.map((m) => m.orgId))) {
-    const ids = messages.filter((m) => m.orgId === orgId).map((m) => m.eventId);
-    for (const part of chunk([...new Set(ids)], 90)) {
-      const known = await db
-        .select({ eventId: relayedEvents.eventId })
-        .from(relayedEvents)
-        .where(and(eq(relayedEvents.orgId, orgId), inArray(relayedEvents.eventId, part)));
-      for (const k of known) fresh.delete(`${orgId}:${k.eventId}`);
-    }
-  }
-  if (!fresh.size) return { writes, queued };
-  const hooks = await enabledWebhooks(db, [...new Set([...fresh.values()].map((m) => m.orgId))]);
-  for (const m of fresh.values()) {
+  if (!fresh.length) return { fresh, writes, queued };
+  const hooks = await enabledWebhooks(db, [...new Set(fresh.map((m) => m.orgId))]);
+  for (const m of fresh) {
     const relayed = m.event.relayed!;
     const planned = planRelayed(relayed, hooks.filter((h) => h.orgId === m.orgId));
     writes.push(
@@ -247,7 +238,27 @@ async function relayWrites(db: Db, messages: readonly IngestMessage[], at: numbe
       writes.push(insertDelivery(db, { id, orgId: m.orgId, auditEntryId: null, eventId: m.eventId }, p, at));
     }
   }
-  return { writes, queued };
+  return { fresh, writes, queued };
+}
+
+/** The messages whose event id `table` does not hold yet (one read per organisation and 90 ids). */
+async function unrecorded(
+  db: Db,
+  messages: readonly IngestMessage[],
+  table: typeof auditEntries | typeof relayedEvents,
+): Promise<IngestMessage[]> {
+  const fresh = new Map(messages.map((m) => [`${m.orgId}:${m.eventId}`, m]));
+  for (const orgId of new Set(messages.map((m) => m.orgId))) {
+    const ids = [...new Set(messages.filter((m) => m.orgId === orgId).map((m) => m.eventId))];
+    for (const part of chunk(ids, 90)) {
+      const known = await db
+        .select({ eventId: table.eventId })
+        .from(table)
+        .where(and(eq(table.orgId, orgId), inArray(table.eventId, part)));
+      for (const k of known) fresh.delete(`${orgId}:${k.eventId}`);
+    }
+  }
+  return [...fresh.values()];
 }
 
 /**
