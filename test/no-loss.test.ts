@@ -183,7 +183,7 @@ describe("no loss", () => {
 });
 
 describe("retention", () => {
-  it("prunes finished deliveries and their attempts after DELIVERY_RETENTION_DAYS, keeps pending ones and the audit log", async () => {
+  it("prunes finished deliveries, their attempts and relayed-event records after DELIVERY_RETENTION_DAYS, keeps pending ones and the audit log", async () => {
     const { orgId } = await createOrganisation();
     const old = Date.now() - 31 * 86_400_000;
     for (const [id, status] of [["dlv_old_done", "delivered"], ["dlv_old_failed", "failed"], ["dlv_old_pending", "pending"]]) {
@@ -195,8 +195,14 @@ describe("retention", () => {
         .run();
       await env.DB.prepare("insert into attempts (delivery_id, number, attempted_at, duration_ms) values (?, 1, ?, 5)").bind(id, old).run();
     }
+    await env.DB.prepare(
+      "insert into relayed_events (org_id, event_id, source_id, event_type, environment_id, received_at, recorded_at) values (?, 'evt_old_relayed', 'src_x', 'FLAG_UPDATED', 1, ?, ?)",
+    )
+      .bind(orgId, old, old)
+      .run();
     const audit = await countRows("audit_entries");
     await sweep();
+    expect(await countRows("relayed_events", "event_id = 'evt_old_relayed'")).toBe(0);
     expect(await countRows("deliveries", "id like 'dlv_old_%'")).toBe(1);
     expect(await countRows("attempts", "delivery_id like 'dlv_old_%'")).toBe(1);
     expect(await countRows("audit_entries")).toBeGreaterThanOrEqual(audit);

@@ -3,7 +3,7 @@
 import { and, eq, inArray, lt, sql } from "drizzle-orm";
 import { now } from "../domain/clock";
 import { database } from "../db/client";
-import { attempts, auditEntries, deliveries } from "../db/schema";
+import { attempts, auditEntries, deliveries, relayedEvents } from "../db/schema";
 import { config, type Env } from "../env";
 import { fanOutEntries } from "../ingest/record";
 import { enqueueDeliveries } from "./enqueue";
@@ -51,6 +51,8 @@ export async function sweep(env: Env): Promise<{ requeued: number; fannedOut: nu
     const ids = old.slice(i, i + 90).map((d) => d.id);
     await db.batch([db.delete(attempts).where(inArray(attempts.deliveryId, ids)), db.delete(deliveries).where(inArray(deliveries.id, ids))]);
   }
+  // Relayed Flagsmith flag events are remembered only to drop Flagsmith's resends; their deliveries go too.
+  await db.delete(relayedEvents).where(lt(relayedEvents.recordedAt, cutoff));
   if (cfg.auditRetentionDays !== null) {
     const auditCutoff = new Date(at - cfg.auditRetentionDays * DAY).toISOString();
     await db.delete(auditEntries).where(lt(auditEntries.createdDate, auditCutoff));
