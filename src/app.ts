@@ -7,6 +7,7 @@ import { auditRoutes } from "./api/audit";
 import type { AppEnv } from "./api/context";
 import { eventRoutes } from "./api/events";
 import { flagsmithInboundRoutes, inboundSourceRoutes } from "./api/inbound";
+import { jsonBodyOnly, unsupportedMediaType } from "./api/json-body";
 import { deliveryRoutes } from "./api/deliveries";
 import { organisationRoutes } from "./api/organisations";
 import { webhookRoutes } from "./api/webhooks";
@@ -37,18 +38,8 @@ app.use(
     },
   }),
 );
-// JSON APIs take JSON only: anything else would skip body validation.
-app.use("/api/*", async (c, next) => {
-  const method = c.req.method;
-  if ((method === "POST" || method === "PATCH" || method === "PUT") && c.req.header("content-length") !== "0") {
-    const type = c.req.header("content-type") ?? "";
-    const hasBody = c.req.header("content-length") !== undefined || c.req.header("transfer-encoding") !== undefined;
-    if (hasBody && !/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(type)) {
-      throw new ApiError(415, "unsupported_media_type", "send the body as Content-Type: application/json");
-    }
-  }
-  await next();
-});
+// JSON APIs take JSON bodies only, in valid UTF-8.
+app.use("/api/*", jsonBodyOnly);
 
 app.get("/healthz", (c) => c.json({ status: "ok" }));
 app.route("/api/v1/organisations", organisationRoutes);
@@ -87,6 +78,8 @@ app.onError((err, c) => {
   if (err instanceof ApiError) return c.json(err.toJSON(), err.status);
   if (err instanceof HTTPException) {
     const status = err.status;
+    // 415: a content type the route's validator refuses though jsonBodyOnly let it by.
+    if (status === 415) return c.json(unsupportedMediaType().toJSON(), 415);
     const code = status === 400 ? "malformed_request" : status === 413 ? "payload_too_large" : "http_error";
     const message = /json/i.test(err.message) ? "request body is not valid JSON" : err.message || "bad request";
     return c.json(new ApiError(status as 400, code === "malformed_request" && /json/i.test(err.message) ? "malformed_json" : code, message).toJSON(), status as 400);

@@ -30,8 +30,8 @@ export function auditWhere(orgId: number, f: AuditFilters, after?: AuditCursor):
   if (f.since) conditions.push(gte(t.createdDate, f.since));
   if (f.until) conditions.push(lte(t.createdDate, f.until));
   if (f.search) {
-    const pattern = `%${f.search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-    conditions.push(sql`${t.searchText} like ${pattern} escape '\\'`);
+    // instr, not LIKE: D1 refuses LIKE patterns over 50 bytes, and a search may be 256 characters.
+    conditions.push(sql`instr(${t.searchText}, ${f.search.toLowerCase()}) > 0`);
   }
   if (after) conditions.push(or(sql`${t.createdDate} < ${after[0]}`, and(eq(t.createdDate, after[0]), sql`${t.id} < ${after[1]}`)));
   return and(...conditions)!;

@@ -47,13 +47,12 @@ export function webhookOut(w: WebhookRow) {
   };
 }
 
-/** `{env}` in a path is the environment's numeric id or its api_key; an unknown id is registered. */
+/**
+ * `{env}` in a path is the environment's numeric id (known or not: environments may be referenced
+ * before any event names them) or its api_key. Nothing is written: createWebhook registers the id.
+ */
 export async function resolveEnvironment(db: Db, orgId: number, ref: string): Promise<number> {
-  if (/^\d{1,15}$/.test(ref)) {
-    const id = Number(ref);
-    await db.insert(environments).values({ orgId, id, updatedAt: now() }).onConflictDoNothing();
-    return id;
-  }
+  if (/^\d{1,15}$/.test(ref)) return Number(ref);
   const [found] = await db
     .select({ id: environments.id })
     .from(environments)
@@ -96,7 +95,8 @@ export async function createWebhook(env: Env, owner: WebhookOwner, input: Webhoo
   checkEventTypes(owner.scope, input.event_types);
   const secret = input.secret ?? generateSecret();
   const at = now();
-  const [row] = await database(env.DB)
+  const db = database(env.DB);
+  const insert = db
     .insert(webhooks)
     .values({
       id: newId("whk"),
@@ -112,6 +112,11 @@ export async function createWebhook(env: Env, owner: WebhookOwner, input: Webhoo
       updatedAt: at,
     })
     .returning();
+  // An environment first named by its webhook is registered with it, and only then.
+  const [row] =
+    owner.environmentId === null
+      ? await insert
+      : (await db.batch([db.insert(environments).values({ orgId: owner.orgId, id: owner.environmentId, updatedAt: at }).onConflictDoNothing(), insert]))[1];
   await recordSystemEvent(env, owner.orgId, { log: `Webhook created: ${describe(row)}`, webhook: row });
   return { ...webhookOut(row), secret };
 }
