@@ -3,10 +3,16 @@
 //   PUT    /_control/<mailbox>  {"responses": [{status, headers, body, delayMs, reset}], "default": {...}}
 //   GET    /_control/<mailbox>  -> {"requests": [{headers, body, receivedAt}]}
 //   DELETE /_control/<mailbox>  forgets the mailbox
+//   PUT    /_control/<mailbox>  {"chaos": {seed, fail, timeout, reset, throttle, timeoutDelayMs, retryAfter, calmAfter}}
+//          answers each request by a hash of (seed, webhook-id, how many requests of that webhook-id came
+//          before it): 500, a reply too late, a reset connection, 429 + Retry-After, else 200, at the given
+//          rates; from request calmAfter + 1 of a webhook-id on, always 200. The same attempt of the same
+//          delivery gets the same answer whatever order requests arrive in. Each request records `chaos`.
 //   POST   /_python-dumps       answers Python's json.dumps(json.loads(body), sort_keys=True)
 //   GET    /dns-query?name=&type=  DNS-over-HTTPS JSON answers for a few fixed test names
 //   POST   /_seed-check         runs the seed's Python signature check: {"secret","body","signature"}
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import http from "node:http";
 
 const SEED_CHECK = new URL("../test/fixtures/seed_signature_check.py", import.meta.url).pathname;
@@ -24,7 +30,7 @@ const DNS = {
 export async function startReceiver({ port = 0, host = "127.0.0.1", keepBodies = true } = {}) {
   const mailboxes = new Map();
   const box = (name) => {
-    if (!mailboxes.has(name)) mailboxes.set(name, { requests: [], script: [], fallback: { status: 200 }, count: 0 });
+    if (!mailboxes.has(name)) mailboxes.set(name, { requests: [], script: [], fallback: { status: 200 }, chaos: null, seen: new Map(), count: 0 });
     return mailboxes.get(name);
   };
   const server = http.createServer((req, res) => {
@@ -52,8 +58,11 @@ export async function startReceiver({ port = 0, host = "127.0.0.1", keepBodies =
       if (req.method !== "POST") return send(res, { status: 405 });
       const mailbox = box(name);
       mailbox.count++;
-      if (keepBodies) mailbox.requests.push({ headers: req.headers, body, receivedAt: Date.now() });
-      const answer = mailbox.script.length ? mailbox.script.shift() : mailbox.fallback;
+      let answer = mailbox.fallback;
+      let label;
+      if (mailbox.script.length) answer = mailbox.script.shift();
+      else if (mailbox.chaos) [label, answer] = chaosAnswer(mailbox, String(req.headers["webhook-id"] ?? ""));
+      if (keepBodies) mailbox.requests.push({ headers: req.headers, body, receivedAt: Date.now(), ...(label ? { chaos: label } : {}) });
       if (answer.reset) return req.socket.destroy();
       setTimeout(() => send(res, answer), answer.delayMs ?? 0);
     });
@@ -63,6 +72,8 @@ export async function startReceiver({ port = 0, host = "127.0.0.1", keepBodies =
       const spec = JSON.parse(body || "{}");
       mailbox.script = spec.responses ?? [];
       mailbox.fallback = spec.default ?? { status: 200 };
+      mailbox.chaos = spec.chaos ?? null;
+      mailbox.seen = new Map();
       return send(res, { status: 204 });
     }
     if (method === "DELETE") {
@@ -79,6 +90,21 @@ export async function startReceiver({ port = 0, host = "127.0.0.1", keepBodies =
     mailboxes,
     close: () => new Promise((resolve) => { server.closeAllConnections?.(); server.close(resolve); }),
   };
+}
+
+/** The scripted chaos answer for the next request of `webhookId` in this mailbox: [label, answer]. */
+function chaosAnswer(mailbox, webhookId) {
+  const chaos = mailbox.chaos;
+  const n = (mailbox.seen.get(webhookId) ?? 0) + 1;
+  mailbox.seen.set(webhookId, n);
+  if (chaos.calmAfter !== undefined && n > chaos.calmAfter) return ["ok", { status: 200 }];
+  const r = createHash("sha256").update(`${chaos.seed}:${webhookId}:${n}`).digest().readUInt32BE(0) / 2 ** 32;
+  let edge = 0;
+  if (r < (edge += chaos.fail ?? 0)) return ["fail", { status: 500, body: "chaos: failing" }];
+  if (r < (edge += chaos.timeout ?? 0)) return ["timeout", { status: 200, delayMs: chaos.timeoutDelayMs ?? 15_000 }];
+  if (r < (edge += chaos.reset ?? 0)) return ["reset", { reset: true }];
+  if (r < (edge += chaos.throttle ?? 0)) return ["throttle", { status: 429, headers: { "retry-after": String(chaos.retryAfter ?? 1) } }];
+  return ["ok", { status: 200 }];
 }
 
 function send(res, { status = 200, headers = {}, body = "" }) {

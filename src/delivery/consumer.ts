@@ -18,6 +18,9 @@ export interface DeliveryMessage {
   attempt: number;
 }
 
+/** What the log says of an attempt that was claimed (and perhaps sent) but whose result was never stored. */
+const LOST_ATTEMPT = "outcome unknown: the worker stopped before recording this attempt";
+
 /** How long a claimed attempt may take before the sweeper assumes the worker died. */
 const leaseMs = (timeoutMs: number) => timeoutMs + 60_000;
 
@@ -96,6 +99,16 @@ export async function settle(env: Env, db: Db, done: readonly Settled[]): Promis
 
   for (const { delivery, webhook, result } of done) {
     const number = delivery.attemptCount + 1;
+    // An attempt claimed but never recorded (its worker died, or D1 failed, after the claim) stays in
+    // the log as such; when the previous attempt is stored, this insert is a no-op.
+    if (delivery.attemptCount > 0) {
+      writes.push(
+        db
+          .insert(attempts)
+          .values({ deliveryId: delivery.id, number: delivery.attemptCount, attemptedAt: delivery.updatedAt, durationMs: 0, error: LOST_ATTEMPT })
+          .onConflictDoNothing(),
+      );
+    }
     writes.push(
       db
         .insert(attempts)
