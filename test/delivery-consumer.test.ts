@@ -15,18 +15,22 @@ let n = 0;
 
 afterEach(() => resetClock());
 
-/** An organisation webhook pointing at a fresh mailbox, and one pending delivery to it. */
+/**
+ * An environment webhook pointing at a fresh mailbox, and one pending delivery to it. (An
+ * organisation webhook would also receive its own "Webhook created" audit entry in the background.)
+ */
 async function pendingDelivery(opts: { attemptCount?: number; url?: string } = {}) {
-  const box = `consumer-${++n}-${Date.now()}`;
+  const environmentId = ++n;
+  const box = `consumer-${environmentId}-${Date.now()}`;
   const { orgId, auth } = await createOrganisation();
   const hook = (await (
-    await call(`/api/v1/organisations/${orgId}/webhooks`, {
+    await call(`/api/v1/environments/${environmentId}/webhooks`, {
       method: "POST",
       headers: auth,
       json: { url: opts.url ?? `${receiverUrl()}/hooks/${box}`, secret: "whsec_" + btoa("0123456789abcdef0123456789abcdef") },
     })
   ).json()) as { id: string; secret: string };
-  const id = `dlv_test${n}x${Date.now()}`;
+  const id = `dlv_test${environmentId}x${Date.now()}`;
   const attemptCount = opts.attemptCount ?? 0;
   await env.DB.prepare(
     `insert into deliveries (id, org_id, webhook_id, event_type, payload, status, attempt_count, cycle_start, next_attempt_at, created_at, updated_at)
@@ -34,7 +38,7 @@ async function pendingDelivery(opts: { attemptCount?: number; url?: string } = {
   )
     .bind(id, orgId, hook.id, BODY, attemptCount, Date.now(), Date.now(), Date.now())
     .run();
-  return { id, box, hook, orgId, auth, attemptCount };
+  return { id, box, hook, orgId, auth, attemptCount, hookPath: `/api/v1/environments/${environmentId}/webhooks/${hook.id}` };
 }
 
 async function consume(messages: DeliveryMessage[], workerEnv: typeof env = PRODUCTION_SCHEDULE) {
@@ -172,7 +176,7 @@ describe("delivery consumer", () => {
     await scriptMailbox(d.box, { default: { status: 410 } });
     await consume([{ id: d.id, attempt: 0 }]);
     expect(await delivery(d.id)).toMatchObject({ status: "failed", last_status_code: 410 });
-    const hook = (await (await call(`/api/v1/organisations/${d.orgId}/webhooks/${d.hook.id}`, { headers: d.auth })).json()) as {
+    const hook = (await (await call(d.hookPath, { headers: d.auth })).json()) as {
       enabled: boolean;
       disabled_reason: string;
     };
@@ -243,7 +247,7 @@ describe("delivery consumer", () => {
 
   it("a delivery to a disabled webhook is failed without sending", async () => {
     const d = await pendingDelivery();
-    await call(`/api/v1/organisations/${d.orgId}/webhooks/${d.hook.id}`, { method: "PATCH", headers: d.auth, json: { enabled: false } });
+    await call(d.hookPath, { method: "PATCH", headers: d.auth, json: { enabled: false } });
     await consume([{ id: d.id, attempt: 0 }]);
     expect(await delivery(d.id)).toMatchObject({ status: "failed", last_error: "webhook is disabled" });
     expect((await mailbox(d.box)).count).toBe(0);
@@ -254,7 +258,7 @@ describe("secret rotation", () => {
   it("signs with both secrets during the grace period, then with the new one only", async () => {
     const d = await pendingDelivery();
     const rotated = (await (
-      await call(`/api/v1/organisations/${d.orgId}/webhooks/${d.hook.id}/rotate-secret`, { method: "POST", headers: d.auth })
+      await call(`${d.hookPath}/rotate-secret`, { method: "POST", headers: d.auth })
     ).json()) as { secret: string; previous_secret_expires_at: string };
     expect(rotated.secret).not.toBe(d.hook.secret);
     await consume([{ id: d.id, attempt: 0 }]);
