@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { auditRowsSql, createdDate } from "./lib/audit-rows.mjs";
 import { createOrganisation, flaghookVars } from "./lib/flaghook.mjs";
 import { percentile, progress, ratio, round } from "./lib/stats.mjs";
+import { flaghookConfig } from "./lib/variants.mjs";
 import { newPersistDir, startWorker, wranglerSync } from "./lib/wrangler.mjs";
 
 const PORT = 8841;
@@ -37,6 +38,7 @@ export async function auditBench({ quick }) {
   const sizes = quick ? [10_000, 100_000] : [10_000, 1_000_000];
   const samples = quick ? 30 : 100;
   const vars = flaghookVars();
+  const config = flaghookConfig({ consumers: true });
   const logs = [];
   const workers = [];
   try {
@@ -46,7 +48,7 @@ export async function auditBench({ quick }) {
       const persist = newPersistDir(`audit-${label(size)}`);
       const port = PORT + 2 * i;
       const start = (d1) =>
-        startWorker({ label: `audit-${label(size)}`, config: "wrangler.toml", port, inspectorPort: port + 1, persistTo: persist, d1, proxy: false, readyPath: "/healthz", vars });
+        startWorker({ label: `audit-${label(size)}`, config, port, inspectorPort: port + 1, persistTo: persist, d1, proxy: false, readyPath: "/healthz", vars });
       progress(`audit: ${label(size)}: creating the organisation and its key`);
       const setup = await start("flaghook");
       let org;
@@ -57,8 +59,11 @@ export async function auditBench({ quick }) {
       }
       const t = Date.now();
       const sqlPath = join(persist, "rows.sql");
-      writeFileSync(sqlPath, auditRowsSql(org.orgId, 1, size));
-      wranglerSync(["d1", "execute", "flaghook", "--local", "--persist-to", persist, "--file", sqlPath, "--yes"]);
+      const columns = JSON.parse(
+        wranglerSync(["d1", "execute", "flaghook", "--local", "--persist-to", persist, "--config", config, "--json", "--command", "PRAGMA table_info(audit_entries)"]),
+      )[0].results.map((c) => c.name);
+      writeFileSync(sqlPath, auditRowsSql(org.orgId, 1, size, columns));
+      wranglerSync(["d1", "execute", "flaghook", "--local", "--persist-to", persist, "--config", config, "--file", sqlPath, "--yes"]);
       rmSync(sqlPath);
       progress(`audit: ${label(size)}: ${size} entries written in ${((Date.now() - t) / 1000).toFixed(1)} s`);
       workers.push({ size, worker: await start(), org, persist });

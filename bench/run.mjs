@@ -4,6 +4,7 @@
 //   --quick              smaller sizes and shorter runs (about a minute in all)
 //   --ingest-modes=off,on  inspector proxy modes for ingest (default both)
 //   --proxy=off|on       inspector proxy mode for drain and fan-out (default off)
+import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
@@ -26,9 +27,18 @@ const ingestModes = option("ingest-modes", "off,on").split(",");
 const proxy = option("proxy", "off");
 
 const wranglerVersion = JSON.parse(readFileSync(join(ROOT, "node_modules/wrangler/package.json"), "utf8")).version;
+const git = (...args) => {
+  try {
+    return execFileSync("git", args, { cwd: ROOT, encoding: "utf8" }).trim();
+  } catch {
+    return null;
+  }
+};
 const results = {
   started_at: new Date().toISOString(),
   quick,
+  // What was measured: wrangler dev bundles the working tree, so uncommitted changes under src/ count.
+  source: { commit: git("rev-parse", "--short", "HEAD"), uncommitted_src: git("status", "--porcelain", "--", "src", "migrations", "wrangler.toml")?.split("\n").filter(Boolean) ?? null },
   machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, wrangler: wranglerVersion },
   notes: [
     "Local runtime (wrangler dev: workerd, simulated D1 and Queues) on a shared machine: compare figures within one run.",
@@ -83,18 +93,23 @@ function targets(r) {
 }
 
 function report(r) {
-  const parts = [`flaghook bench ${r.started_at}${r.quick ? " (quick)" : ""}: wrangler ${r.machine.wrangler} dev, node ${r.machine.node}, ${r.machine.cpus} cores`];
+  const parts = [
+    `flaghook bench ${r.started_at}${r.quick ? " (quick)" : ""}: wrangler ${r.machine.wrangler} dev, node ${r.machine.node}, ${r.machine.cpus} cores;` +
+      ` source ${r.source.commit}${r.source.uncommitted_src?.length ? ` + ${r.source.uncommitted_src.length} uncommitted files under src/` : ""}`,
+  ];
   const ms = (x) => (x == null ? "-" : String(x));
   if (r.ingest) {
     const i = r.ingest;
     parts.push(
-      `\nIngest: autocannon -c${i.connections}, ${i.duration_s} s per Worker, ${i.body_bytes}-byte event; flaghook with 1 organisation + 2 environment webhooks`,
+      `\nIngest: autocannon -c${i.connections}, ${i.body_bytes}-byte event, ${i.rounds} rounds of ${i.slice_s} s per Worker, all Workers up at once and taking turns;` +
+        "\nflaghook with 1 organisation + 2 environment webhooks delivering to the receiver; rows marked * are the breakdown",
       table([
-        ["Worker", "inspector proxy", "req/s", "p50 ms", "p99 ms", "Worker CPU ms/req", "all runtime CPU ms/req", "non-2xx+errors"],
+        ["Worker", "inspector proxy", "req/s", "per slice", "p50 ms", "p99 ms", "Worker CPU ms/req", "all runtime CPU ms/req", "non-2xx+errors"],
         ...i.runs.map((x) => [
-          x.target,
+          x.breakdown ? `* ${x.target}` : x.target,
           x.proxy,
           x.req_per_s,
+          x.req_per_s_per_slice.join(" "),
           x.latency_ms.p50,
           x.latency_ms.p99,
           x.cpu_ms_per_request.worker,
@@ -103,9 +118,9 @@ function report(r) {
         ]),
       ]),
       table([
-        ["Ratio (req/s)", ...Object.keys(i.ratios).map((m) => m.replace("_", " "))],
-        ["flaghook / hello-world", ...Object.values(i.ratios).map((x) => ms(x.flaghook_vs_hello))],
-        ["flaghook / one-D1-insert", ...Object.values(i.ratios).map((x) => ms(x.flaghook_vs_d1_insert))],
+        ["Ratio of req/s (per-round range)", ...Object.keys(i.ratios).map((m) => m.replace("_", " "))],
+        ["flaghook / hello-world", ...Object.values(i.ratios).map((x) => `${ms(x.flaghook_vs_hello)} (${x.per_round_range.flaghook_vs_hello.join("-")})`)],
+        ["flaghook / one-D1-insert", ...Object.values(i.ratios).map((x) => `${ms(x.flaghook_vs_d1_insert)} (${x.per_round_range.flaghook_vs_d1_insert.join("-")})`)],
         ["one-D1-insert / hello-world", ...Object.values(i.ratios).map((x) => ms(x.d1_insert_vs_hello))],
       ]),
     );
@@ -162,6 +177,18 @@ function report(r) {
             : [x.query, `p50 ${x.small.p50} / p99 ${x.small.p99} ms`, `p50 ${x.large.p50} / p99 ${x.large.p99} ms`, x.ratio_p50],
         ),
       ]),
+    );
+  }
+  const cpuRows = [];
+  for (const x of r.ingest?.runs.filter((x) => x.proxy === "off") ?? []) {
+    cpuRows.push([`ingest: ${x.target} (per request; consumers' work done meanwhile included)`, x.cpu_ms_per_request.worker]);
+  }
+  if (r.drain) cpuRows.push([`drain: per event, accepted in batches, recorded, delivered to ${r.drain.webhooks} webhooks`, r.drain.cpu_ms_per_event.worker]);
+  if (r.fanout) cpuRows.push(["fan-out: per delivery", r.fanout.worker_cpu_ms_per_delivery]);
+  if (cpuRows.length) {
+    parts.push(
+      "\nCPU in the Worker's workerd process (/proc; it also runs the simulated D1 and Queues), inspector proxy off",
+      table([["What", "CPU ms"], ...cpuRows]),
     );
   }
   if (r.bundle) {

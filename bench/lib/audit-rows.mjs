@@ -1,6 +1,6 @@
 // Bulk audit entries for the audit-query bench: one INSERT ... SELECT over a recursive CTE, so a
 // million rows are written by SQLite itself instead of through the API. Columns follow
-// audit_entries in migrations/0000_init.sql; row n is deterministic, so 10k rows then 990k more
+// audit_entries in migrations/ (0000_init.sql, search_text from 0002); row n is deterministic, so 10k rows then 990k more
 // give the same distribution as 1M at once.
 //
 // Shape of the log (per organisation): projects 1-10, each with environments <project>00 to
@@ -15,8 +15,11 @@ export const BASE_EPOCH = 1_704_067_200; // 2024-01-01T00:00:00Z
 export const createdDate = (n) => `${new Date((BASE_EPOCH + n) * 1000).toISOString().slice(0, 19)}.${String((n * 7919) % 1_000_000).padStart(6, "0")}Z`;
 
 
-/** SQL inserting rows from..to (inclusive) for `orgId`. */
-export function auditRowsSql(orgId, from, to) {
+/**
+ * SQL inserting rows from..to (inclusive) for `orgId`. `columns` are audit_entries' current
+ * columns: optional ones added by later migrations are filled when present (search_text, 0002).
+ */
+export function auditRowsSql(orgId, from, to, columns = []) {
   const kind = "(n % 20)";
   const project = "(1 + (n / 20) % 10)";
   const environment = `(${project} * 100 + (n / 200) % 5)`;
@@ -44,13 +47,13 @@ export function auditRowsSql(orgId, from, to) {
   return `WITH RECURSIVE g(n) AS (SELECT ${from} UNION ALL SELECT n + 1 FROM g WHERE n < ${to})
 INSERT INTO audit_entries (org_id, event_id, type, created_date, log, author_id, author_email, author, api_key_name,
   project_id, project_name, environment_id, environment_name, related_object_id, related_object_type, related_object_uuid,
-  is_system_event, event, received_at, recorded_at, fanned_out)
+  is_system_event, event, received_at, recorded_at, fanned_out${columns.includes("search_text") ? ", search_text" : ""})
 SELECT ${orgId}, 'evt_bench' || n, ${type}, ${date}, ${log},
   case when ${isSystem} then null else ${author} end,
   case when ${isSystem} then null else 'user' || ${author} || '@example.com' end,
   case when ${isSystem} then null else '{"email":"user' || ${author} || '@example.com","first_name":"User","id":' || ${author} || ',"last_name":"Number ' || ${author} || '"}' end,
   null, ${project}, 'Project ' || ${project}, ${environment}, 'Environment ' || ${environment},
   case when ${kind} = 19 then null else ${featureId} end, ${relatedType}, null,
-  ${isSystem}, ${event}, (${BASE_EPOCH} + n) * 1000, (${BASE_EPOCH} + n) * 1000, 1
+  ${isSystem}, ${event}, (${BASE_EPOCH} + n) * 1000, (${BASE_EPOCH} + n) * 1000, 1${columns.includes("search_text") ? `, lower(${log})` : ""}
 FROM g;`;
 }

@@ -39,7 +39,7 @@ export function portIsFree(port) {
 }
 
 /**
- * Starts `wrangler dev` for the Worker whose wrangler.toml is `config`. `proxy: false` sets
+ * Starts `wrangler dev` for the Worker whose wrangler.toml is `config` (relative to the repository). `proxy: false` sets
  * VSCODE_INSPECTOR_OPTIONS, which makes wrangler skip its inspector proxy.
  */
 export async function startWorker({ label, config, port, inspectorPort, persistTo, d1, vars = {}, proxy = true, readyPath = "/" }) {
@@ -47,7 +47,7 @@ export async function startWorker({ label, config, port, inspectorPort, persistT
     if (!(await portIsFree(p))) throw new Error(`port ${p} is busy: another bench or dev server is using it`);
   }
   const persist = persistTo ?? newPersistDir(label);
-  const configPath = join(ROOT, config);
+  const configPath = resolve(ROOT, config);
   if (d1) wranglerSync(["d1", "migrations", "apply", d1, "--local", "--persist-to", persist, "--config", configPath]);
   const args = [
     WRANGLER, "dev", "--config", configPath, "--ip", "127.0.0.1", "--port", String(port),
@@ -62,6 +62,7 @@ export async function startWorker({ label, config, port, inspectorPort, persistT
   const logPath = join(LOG_DIR, `${label}.log`);
   const log = createWriteStream(logPath);
   const child = spawn(process.execPath, args, { cwd: ROOT, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  running.add(child.pid);
   child.stdout.pipe(log);
   child.stderr.pipe(log);
   let exited = null;
@@ -93,6 +94,7 @@ export async function startWorker({ label, config, port, inspectorPort, persistT
           process.kill(-child.pid, "SIGKILL");
         } catch {}
       }
+      running.delete(child.pid);
       log.end();
       if (!keepState && !persistTo) rmSync(persist, { recursive: true, force: true });
     },
@@ -116,6 +118,24 @@ export async function startWorker({ label, config, port, inspectorPort, persistT
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Process groups of the wrangler dev sessions still running, killed if the bench is interrupted. */
+const running = new Set();
+const killAll = () => {
+  for (const pgid of running) {
+    try {
+      process.kill(-pgid, "SIGKILL");
+    } catch {}
+  }
+  running.clear();
+};
+process.on("exit", killAll);
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.on(signal, () => {
+    killAll();
+    process.exit(130);
+  });
+}
 
 function tail(path, lines = 30) {
   try {
@@ -160,6 +180,20 @@ function processCpu(rootPid, port) {
     }
   }
   return out;
+}
+
+/** Waits until the processes of `workers` together use under 10% of a core (queues drained), at most `maxMs`. */
+export async function settle(workers, maxMs = 60_000) {
+  const total = (w) => w.reduce((sum, x) => { const c = x.cpu(); return sum + c.worker + c.proxy + c.wrangler; }, 0);
+  const deadline = Date.now() + maxMs;
+  let before = total(workers);
+  while (Date.now() < deadline) {
+    await sleep(500);
+    const now = total(workers);
+    if (now - before < 50) return true;
+    before = now;
+  }
+  return false;
 }
 
 export const cpuDelta = (a, b) => ({ worker: b.worker - a.worker, proxy: b.proxy - a.proxy, wrangler: b.wrangler - a.wrangler });
