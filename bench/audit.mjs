@@ -8,9 +8,9 @@ import { auditRowsSql, createdDate } from "./lib/audit-rows.mjs";
 import { createOrganisation, flaghookVars } from "./lib/flaghook.mjs";
 import { percentile, progress, ratio, round } from "./lib/stats.mjs";
 import { flaghookConfig } from "./lib/variants.mjs";
-import { newPersistDir, startWorker, wranglerSync } from "./lib/wrangler.mjs";
+import { newPersistDir, port, startWorker, wranglerSync } from "./lib/wrangler.mjs";
 
-const PORT = 8841;
+const PORT = port(41);
 const PAGE = 50;
 const WINDOW_ROWS = 2_000;
 
@@ -36,7 +36,7 @@ function queries(size) {
 
 export async function auditBench({ quick }) {
   const sizes = quick ? [10_000, 100_000] : [10_000, 1_000_000];
-  const samples = quick ? 30 : 100;
+  const samples = quick ? 30 : 200;
   const vars = flaghookVars();
   const config = flaghookConfig({ consumers: true });
   const logs = [];
@@ -150,7 +150,7 @@ async function measurePages(workers, samples) {
 async function measureExports(workers, samples) {
   const name = `window of ${WINDOW_ROWS} entries (ndjson)`;
   const times = workers.map(() => []);
-  for (let i = 0; i < Math.ceil(samples / 4) + 2; i++) {
+  for (let i = 0; i < Math.ceil(samples / 8) + 2; i++) {
     for (const [wi, w] of workers.entries()) {
       const until = createdDate(w.size).slice(0, 19) + ".999999Z";
       const since = createdDate(w.size - WINDOW_ROWS + 1).slice(0, 19) + ".000000Z";

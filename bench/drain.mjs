@@ -6,10 +6,10 @@ import { api, createEnvironmentWebhook, createOrganisation, createOrganisationWe
 import { startReceiverThread } from "./lib/receiver-thread.mjs";
 import { progress, round, summary } from "./lib/stats.mjs";
 import { flaghookConfig } from "./lib/variants.mjs";
-import { cpuDelta, sleep, startWorker } from "./lib/wrangler.mjs";
+import { cpuDelta, port, sleep, startWorker } from "./lib/wrangler.mjs";
 
-const PORT = 8821;
-const RECEIVER_PORT = 8852;
+const PORT = port(21);
+const RECEIVER_PORT = port(52);
 const MAILBOXES = ["org", "env-a", "env-b"];
 const BATCH = 100;
 const IN_FLIGHT = 4;

@@ -4,10 +4,10 @@ import { api, createEnvironmentWebhook, createOrganisation, ENVIRONMENT, flagEve
 import { startReceiverThread } from "./lib/receiver-thread.mjs";
 import { percentile, progress, round } from "./lib/stats.mjs";
 import { flaghookConfig } from "./lib/variants.mjs";
-import { cpuDelta, sleep, startWorker } from "./lib/wrangler.mjs";
+import { cpuDelta, port, sleep, startWorker } from "./lib/wrangler.mjs";
 
-const PORT = 8831;
-const RECEIVER_PORT = 8853;
+const PORT = port(31);
+const RECEIVER_PORT = port(53);
 
 export async function fanoutBench({ quick, proxy = "off" }) {
   const webhooks = quick ? 100 : 500;

@@ -14,18 +14,18 @@ import { createEnvironmentWebhook, createOrganisation, createOrganisationWebhook
 import { startReceiverThread } from "./lib/receiver-thread.mjs";
 import { percentile, progress, ratio, round } from "./lib/stats.mjs";
 import { flaghookConfig } from "./lib/variants.mjs";
-import { cpuDelta, settle, sleep, startWorker } from "./lib/wrangler.mjs";
+import { cpuDelta, port, settle, startWorker } from "./lib/wrangler.mjs";
 
 const CONNECTIONS = 32;
-const RECEIVER_PORT = 8851;
+const RECEIVER_PORT = port(51);
 const TARGETS = [
-  { name: "hello", config: "bench/workers/hello/wrangler.toml", path: "/", port: 8811 },
-  { name: "d1-insert", config: "bench/workers/d1-insert/wrangler.toml", path: "/", port: 8813, d1: "bench-d1-insert" },
-  { name: "flaghook", flaghook: { consumers: true, webhooks: true }, port: 8815 },
+  { name: "hello", config: "bench/workers/hello/wrangler.toml", path: "/", port: port(11) },
+  { name: "d1-insert", config: "bench/workers/d1-insert/wrangler.toml", path: "/", port: port(13), d1: "bench-d1-insert" },
+  { name: "flaghook", flaghook: { consumers: true, webhooks: true }, port: port(15) },
 ];
 const BREAKDOWN = [
-  { name: "flaghook accept path only", flaghook: { consumers: false, webhooks: false }, port: 8817 },
-  { name: "flaghook, no webhooks", flaghook: { consumers: true, webhooks: false }, port: 8819 },
+  { name: "flaghook accept path only", flaghook: { consumers: false, webhooks: false }, port: port(17) },
+  { name: "flaghook, no webhooks", flaghook: { consumers: true, webhooks: false }, port: port(19) },
 ];
 
 export async function ingestBench({ quick, modes = ["off", "on"], breakdown = true }) {
@@ -72,6 +72,14 @@ export async function ingestBench({ quick, modes = ["off", "on"], breakdown = tr
             flaghook_vs_d1_insert: spread("flaghook", "d1-insert"),
           },
         };
+        if (targets.length > TARGETS.length) {
+          ratios[`proxy_${mode}`].breakdown = Object.fromEntries(
+            BREAKDOWN.flatMap(({ name }) => [
+              [`${name} / hello`, ratio(get(name), get("hello"))],
+              [`${name} / d1-insert`, ratio(get(name), get("d1-insert"))],
+            ]),
+          );
+        }
       } finally {
         for (const t of live) await t.worker.stop();
       }

@@ -4,6 +4,7 @@
 //   --quick              smaller sizes and shorter runs (about a minute in all)
 //   --ingest-modes=off,on  inspector proxy modes for ingest (default both)
 //   --proxy=off|on       inspector proxy mode for drain and fan-out (default off)
+// Ports: BENCH_PORT_BASE (default 8800) + 11..54; set it to run beside another bench.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
@@ -122,6 +123,7 @@ function report(r) {
         ["flaghook / hello-world", ...Object.values(i.ratios).map((x) => `${ms(x.flaghook_vs_hello)} (${x.per_round_range.flaghook_vs_hello.join("-")})`)],
         ["flaghook / one-D1-insert", ...Object.values(i.ratios).map((x) => `${ms(x.flaghook_vs_d1_insert)} (${x.per_round_range.flaghook_vs_d1_insert.join("-")})`)],
         ["one-D1-insert / hello-world", ...Object.values(i.ratios).map((x) => ms(x.d1_insert_vs_hello))],
+        ...Object.keys(i.ratios.proxy_off?.breakdown ?? {}).map((k) => [`* ${k}`, ...Object.values(i.ratios).map((x) => ms(x.breakdown?.[k]))]),
       ]),
     );
   }

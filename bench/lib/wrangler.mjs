@@ -11,6 +11,9 @@ export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const WRANGLER = join(ROOT, "node_modules/wrangler/bin/wrangler.js");
 export const LOG_DIR = join(ROOT, "bench/results/logs");
 
+/** Every port the bench listens on is BENCH_PORT_BASE (default 8800) + 11..54. */
+export const port = (offset) => Number(process.env.BENCH_PORT_BASE || 8800) + offset;
+
 export const baseEnv = () => ({
   ...process.env,
   CLOUDFLARE_CF_FETCH_ENABLED: "false",
@@ -39,8 +42,8 @@ export function portIsFree(port) {
 }
 
 /**
- * Starts `wrangler dev` for the Worker whose wrangler.toml is `config` (relative to the repository). `proxy: false` sets
- * VSCODE_INSPECTOR_OPTIONS, which makes wrangler skip its inspector proxy.
+ * Starts `wrangler dev` for the Worker whose wrangler.toml is `config` (relative to the repository).
+ * `proxy: false` sets VSCODE_INSPECTOR_OPTIONS, which makes wrangler skip its inspector proxy.
  */
 export async function startWorker({ label, config, port, inspectorPort, persistTo, d1, vars = {}, proxy = true, readyPath = "/" }) {
   for (const p of [port, inspectorPort]) {
@@ -77,7 +80,7 @@ export async function startWorker({ label, config, port, inspectorPort, persistT
     logPath,
     /** CPU time (ms) used so far by the Worker's workerd, the proxy's workerd and wrangler's node. */
     cpu: () => processCpu(child.pid, port),
-    async stop({ keepState = false } = {}) {
+    async stop() {
       if (!exited) {
         try {
           process.kill(-child.pid, "SIGTERM");
@@ -96,13 +99,16 @@ export async function startWorker({ label, config, port, inspectorPort, persistT
       }
       running.delete(child.pid);
       log.end();
-      if (!keepState && !persistTo) rmSync(persist, { recursive: true, force: true });
+      if (!persistTo) rmSync(persist, { recursive: true, force: true });
     },
   };
 
   const deadline = Date.now() + 90_000;
   for (;;) {
-    if (exited) throw new Error(`wrangler dev for ${label} exited (${JSON.stringify(exited)}); log:\n${tail(logPath)}`);
+    if (exited) {
+      await worker.stop();
+      throw new Error(`wrangler dev for ${label} exited (${JSON.stringify(exited)}); log:\n${tail(logPath)}`);
+    }
     try {
       const res = await fetch(url + readyPath, { signal: AbortSignal.timeout(2000) });
       await res.arrayBuffer();
