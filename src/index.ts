@@ -15,7 +15,7 @@ export default {
     if (batch.queue.startsWith("flaghook-ingest")) {
       await recordBatch(env, batch as MessageBatch<IngestMessage>);
     } else {
-      await processDeliveries(env, (batch as MessageBatch<DeliveryMessage>).messages.map((m) => m.body));
+      await processDeliveries(env, (batch as MessageBatch<DeliveryMessage>).messages.flatMap((m) => m.body.deliveries));
       batch.ackAll();
     }
   },

@@ -6,7 +6,7 @@ import { Webhook as StandardWebhook } from "standardwebhooks";
 import { afterEach, describe, expect, it } from "vitest";
 import worker from "../src/index";
 import { advanceClock, resetClock } from "../src/domain/clock";
-import type { DeliveryMessage } from "../src/delivery/consumer";
+import type { DeliveryMessage, DeliveryRef } from "../src/delivery/consumer";
 import { call, countRows, createOrganisation, mailbox, receiverUrl, scriptMailbox } from "./helpers";
 
 const PRODUCTION_SCHEDULE = { ...env, RETRY_SCHEDULE: "5,300,1800,7200,18000,36000,36000", RETRY_THROTTLE_FLOOR_SECONDS: "60" };
@@ -41,10 +41,11 @@ async function pendingDelivery(opts: { attemptCount?: number; url?: string } = {
   return { id, box, hook, orgId, auth, attemptCount, hookPath: `/api/v1/environments/${environmentId}/webhooks/${hook.id}` };
 }
 
-async function consume(messages: DeliveryMessage[], workerEnv: typeof env = PRODUCTION_SCHEDULE) {
+/** Hands the consumer one queue message per ref, as the runtime would. */
+async function consume(refs: DeliveryRef[], workerEnv: typeof env = PRODUCTION_SCHEDULE) {
   const batch = createMessageBatch<DeliveryMessage>(
     "flaghook-deliveries",
-    messages.map((body, i) => ({ id: `msg-${i}`, timestamp: new Date(), attempts: 1, body })),
+    refs.map((ref, i) => ({ id: `msg-${i}`, timestamp: new Date(), attempts: 1, body: { deliveries: [ref] } })),
   );
   const ctx = createExecutionContext();
   await worker.queue(batch, workerEnv, ctx);

@@ -18,7 +18,7 @@ afterEach(() => resetClock());
 
 /** Events ingested by the drill; each fans out to two environment webhooks, so twice as many deliveries. */
 const EVENTS = 1_000;
-const DELIVERY_BATCH = 50; // max_batch_size of flaghook-deliveries in wrangler.toml
+const DELIVERY_BATCH = 10; // max_batch_size of flaghook-deliveries in wrangler.toml
 const CONCURRENT_BATCHES = 4;
 
 /**
@@ -62,7 +62,7 @@ function drillEnv() {
     ...env,
     RETRY_SCHEDULE: "1,1,1,1,1,1,1,1,1,1",
     RETRY_THROTTLE_FLOOR_SECONDS: "1",
-    DELIVERY_TIMEOUT_MS: "300",
+    DELIVERY_TIMEOUT_MS: "1000", // loose enough for 250 concurrent attempts on a loaded machine; chaos "timeouts" reply after 1500 ms
     INGEST_QUEUE: ingest as unknown as Queue<IngestMessage>,
     DELIVERY_QUEUE: delivery as unknown as Queue<DeliveryMessage>,
   };
@@ -210,7 +210,7 @@ describe("failure drill: a receiver that fails 30%, times out 10%, resets 10% an
       a.status_code === 200 ? "ok"
       : a.status_code === 500 ? "fail"
       : a.status_code === 429 ? "throttle"
-      : a.error === "timed out after 300 ms" ? "timeout"
+      : a.error === "timed out after 1000 ms" ? "timeout"
       : a.error?.startsWith("connection failed") ? "reset"
       : `unexpected ${a.status_code} ${a.error}`;
     const tally: Record<string, number> = {};
@@ -263,8 +263,9 @@ async function pendingDeliveries(count: number, script: { responses?: unknown[];
   expect((await request(drill.workerEnv, "/api/v1/events/batch", { method: "POST", headers: auth, json: { events } })).status).toBe(202);
   expect((await consume("flaghook-ingest", drill.ingest.take(), drill.workerEnv)).ackAll).toBe(true);
   const messages = drill.delivery.take();
-  expect(messages).toHaveLength(count);
-  return { ...drill, orgId, box, messages };
+  const refs = messages.flatMap((m) => m.deliveries);
+  expect(refs).toHaveLength(count);
+  return { ...drill, orgId, box, messages, refs };
 }
 
 const deliveryRows = (orgId: number) =>
@@ -290,16 +291,17 @@ const requestsPerDelivery = async (box: string) => {
 describe("failure drill: the delivery consumer", () => {
   it("dying before it acks: the redelivered messages send nothing more, before or beside the retry", async () => {
     const drill = await pendingDeliveries(1, { responses: [{ status: 500 }], default: { status: 200 } });
-    const [first] = drill.messages;
-    expect((await consume("flaghook-deliveries", [first], drill.workerEnv)).ackAll).toBe(true);
+    const [first] = drill.refs;
+    const message = { deliveries: [first] };
+    expect((await consume("flaghook-deliveries", [message], drill.workerEnv)).ackAll).toBe(true);
     // The ack was lost: the queue hands the same message over again, alone...
-    await consume("flaghook-deliveries", [first], drill.workerEnv);
+    await consume("flaghook-deliveries", [message], drill.workerEnv);
     expect((await mailbox(drill.box)).count).toBe(1);
     // ...and again beside the retry that the first attempt scheduled.
     drill.delivery.skipToNext();
     const retries = drill.delivery.take();
-    expect(retries).toEqual([{ id: first.id, attempt: 1 }]);
-    await consume("flaghook-deliveries", [first, ...retries, first], drill.workerEnv);
+    expect(retries).toEqual([{ deliveries: [{ id: first.id, attempt: 1 }] }]);
+    await consume("flaghook-deliveries", [message, ...retries, message], drill.workerEnv);
     // The retry's ack is lost too.
     await consume("flaghook-deliveries", retries, drill.workerEnv);
 
@@ -332,7 +334,7 @@ describe("failure drill: the delivery consumer", () => {
     advanceClock(3 * 60_000);
     expect((await sweep(drill.workerEnv)).requeued).toBe(3);
     const requeued = drill.delivery.take();
-    expect(requeued.map((m) => m.attempt)).toEqual([1, 1, 1]);
+    expect(requeued.flatMap((m) => m.deliveries).map((r) => r.attempt)).toEqual([1, 1, 1]);
     expect((await consume("flaghook-deliveries", requeued, drill.workerEnv)).ackAll).toBe(true);
 
     expect(await requestsPerDelivery(drill.box)).toEqual(Object.fromEntries(held.map((d) => [d.id, 2])));

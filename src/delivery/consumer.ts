@@ -3,7 +3,7 @@ import { and, eq, inArray, sql } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import { now } from "../domain/clock";
 import { nextDelaySeconds } from "../domain/retry";
-import { database, runBatch, type Db } from "../db/client";
+import { chunk, database, runBatch, type Db } from "../db/client";
 import { attempts, deliveries, webhooks, type DeliveryRow, type WebhookRow } from "../db/schema";
 import { config, type Env } from "../env";
 import { recordSystemEvent } from "../ingest/accept";
@@ -12,10 +12,16 @@ import { decryptSecret } from "./secrets";
 import { sendAttempt, type AttemptResult } from "./send";
 import { signatureHeaders } from "./sign";
 
-export interface DeliveryMessage {
+/** One attempt of one delivery to make. */
+export interface DeliveryRef {
   id: string;
-  /** attempt_count the delivery had when this message was sent; any other value marks a duplicate. */
+  /** attempt_count the delivery had when this was queued; any other value marks a duplicate. */
   attempt: number;
+}
+
+/** A delivery queue message: the attempts fan-out or a retry made due at the same time. */
+export interface DeliveryMessage {
+  deliveries: DeliveryRef[];
 }
 
 /** What the log says of an attempt that was claimed (and perhaps sent) but whose result was never stored. */
@@ -24,35 +30,33 @@ const LOST_ATTEMPT = "outcome unknown: the worker stopped before recording this 
 /** How long a claimed attempt may take before the sweeper assumes the worker died. */
 const leaseMs = (timeoutMs: number) => timeoutMs + 60_000;
 
-export async function processDeliveries(env: Env, messages: readonly DeliveryMessage[]): Promise<void> {
+export async function processDeliveries(env: Env, refs: readonly DeliveryRef[]): Promise<void> {
   const db = database(env.DB);
   const cfg = config(env);
-  const ids = [...new Set(messages.map((m) => m.id))];
+  const ids = [...new Set(refs.map((m) => m.id))];
   const rows: { delivery: DeliveryRow; webhook: WebhookRow | null }[] = [];
-  for (let i = 0; i < ids.length; i += 90) {
+  for (const part of chunk(ids, 90)) {
     rows.push(
       ...(await db
         .select({ delivery: deliveries, webhook: webhooks })
         .from(deliveries)
         .leftJoin(webhooks, eq(webhooks.id, deliveries.webhookId))
-        .where(inArray(deliveries.id, ids.slice(i, i + 90)))),
+        .where(inArray(deliveries.id, part))),
     );
   }
   const at = now();
-  const expected = new Map(messages.map((m) => [m.id, m.attempt]));
+  const expected = new Map(refs.map((m) => [m.id, m.attempt]));
   const due = rows.filter(({ delivery }) => delivery.status === "pending" && delivery.attemptCount === expected.get(delivery.id));
   if (!due.length) return;
 
   const disabled = due.filter(({ webhook }) => !webhook?.enabled);
   const live = due.filter(({ webhook }) => webhook?.enabled);
   // Claim: only the message whose attempt number still matches may send; duplicates find 0 rows.
-  const claims = live.map(({ delivery }) =>
-    db
-      .update(deliveries)
-      .set({ attemptCount: sql`${deliveries.attemptCount} + 1`, nextAttemptAt: at + leaseMs(cfg.deliveryTimeoutMs), updatedAt: at })
-      .where(and(eq(deliveries.id, delivery.id), eq(deliveries.status, "pending"), eq(deliveries.attemptCount, delivery.attemptCount)))
-      .returning({ id: deliveries.id }),
-  );
+  // One statement per attempt number (nearly always one: first attempts) and 90 ids.
+  const claims: ReturnType<typeof claim>[] = [];
+  for (const [attemptCount, group] of groupBy(live, ({ delivery }) => delivery.attemptCount)) {
+    for (const part of chunk(group, 90)) claims.push(claim(db, part.map(({ delivery }) => delivery.id), attemptCount, at, cfg.deliveryTimeoutMs));
+  }
   const failDisabled = disabled.map(({ delivery, webhook }) =>
     db
       .update(deliveries)
@@ -67,6 +71,25 @@ export async function processDeliveries(env: Env, messages: readonly DeliveryMes
   const work = live.filter(({ delivery }) => claimed.has(delivery.id));
   const results = await Promise.all(work.map(({ delivery, webhook }) => attempt(env, delivery, webhook!, at)));
   await settle(env, db, work.map((w, i) => ({ ...w, webhook: w.webhook!, result: results[i] })));
+}
+
+function claim(db: Db, ids: string[], attemptCount: number, at: number, timeoutMs: number) {
+  return db
+    .update(deliveries)
+    .set({ attemptCount: sql`${deliveries.attemptCount} + 1`, nextAttemptAt: at + leaseMs(timeoutMs), updatedAt: at })
+    .where(and(inArray(deliveries.id, ids), eq(deliveries.status, "pending"), eq(deliveries.attemptCount, attemptCount)))
+    .returning({ id: deliveries.id });
+}
+
+function groupBy<T, K>(items: readonly T[], key: (item: T) => K): Map<K, T[]> {
+  const groups = new Map<K, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const group = groups.get(k);
+    if (group) group.push(item);
+    else groups.set(k, [item]);
+  }
+  return groups;
 }
 
 /** Signs and sends one attempt; the secret list includes a rotated-out secret during its grace period. */
@@ -94,41 +117,39 @@ export async function settle(env: Env, db: Db, done: readonly Settled[]): Promis
   if (!done.length) return;
   const cfg = config(env);
   const writes: BatchItem<"sqlite">[] = [];
-  const retries: (DeliveryMessage & { delaySeconds: number })[] = [];
+  const retries: (DeliveryRef & { delaySeconds: number })[] = [];
   const health = new Map<string, { webhook: WebhookRow; ok: boolean; gone: boolean; failedAt: number }>();
+  const attemptRows: (typeof attempts.$inferInsert)[] = [];
+  const delivered: { id: string; number: number; statusCode: number }[] = [];
 
   for (const { delivery, webhook, result } of done) {
     const number = delivery.attemptCount + 1;
     // An attempt claimed but never recorded (its worker died, or D1 failed, after the claim) stays in
     // the log as such; when the previous attempt is stored, this insert is a no-op.
     if (delivery.attemptCount > 0) {
-      writes.push(
-        db
-          .insert(attempts)
-          .values({ deliveryId: delivery.id, number: delivery.attemptCount, attemptedAt: delivery.updatedAt, durationMs: 0, error: LOST_ATTEMPT })
-          .onConflictDoNothing(),
-      );
+      attemptRows.push({ deliveryId: delivery.id, number: delivery.attemptCount, attemptedAt: delivery.updatedAt, durationMs: 0, error: LOST_ATTEMPT });
     }
-    writes.push(
-      db
-        .insert(attempts)
-        .values({
-          deliveryId: delivery.id,
-          number,
-          attemptedAt: result.attemptedAt,
-          statusCode: result.statusCode,
-          durationMs: result.durationMs,
-          error: result.error,
-          responseBody: result.responseBody,
-        })
-        .onConflictDoNothing(),
-    );
+    attemptRows.push({
+      deliveryId: delivery.id,
+      number,
+      attemptedAt: result.attemptedAt,
+      statusCode: result.statusCode,
+      durationMs: result.durationMs,
+      error: result.error,
+      responseBody: result.responseBody,
+    });
     const { outcome } = result;
+    const h = health.get(webhook.id) ?? { webhook, ok: false, gone: false, failedAt: result.attemptedAt };
+    h.ok ||= outcome.kind === "delivered";
+    h.gone ||= outcome.kind === "gone";
+    health.set(webhook.id, h);
+    if (outcome.kind === "delivered") {
+      delivered.push({ id: delivery.id, number, statusCode: outcome.status });
+      continue;
+    }
     const base = { attemptCount: number, lastStatusCode: result.statusCode, lastError: result.error, updatedAt: now() };
     let update: Partial<DeliveryRow>;
-    if (outcome.kind === "delivered") {
-      update = { ...base, status: "delivered", nextAttemptAt: null };
-    } else if (outcome.kind === "gone") {
+    if (outcome.kind === "gone") {
       update = { ...base, status: "failed", nextAttemptAt: null, lastError: "receiver answered 410 Gone; webhook disabled" };
     } else {
       const delay = nextDelaySeconds(cfg.retrySchedule, number - delivery.cycleStart, outcome, cfg.throttleFloorSeconds);
@@ -145,11 +166,21 @@ export async function settle(env: Env, db: Db, done: readonly Settled[]): Promis
         .set(update)
         .where(and(eq(deliveries.id, delivery.id), eq(deliveries.attemptCount, number))),
     );
-    const h = health.get(webhook.id) ?? { webhook, ok: false, gone: false, failedAt: result.attemptedAt };
-    h.ok ||= outcome.kind === "delivered";
-    h.gone ||= outcome.kind === "gone";
-    health.set(webhook.id, h);
   }
+  // The common case, written a statement per (attempt number, status code) and 90 deliveries.
+  for (const group of groupBy(delivered, (d) => `${d.number}:${d.statusCode}`).values()) {
+    const { number, statusCode } = group[0];
+    for (const part of chunk(group, 90)) {
+      writes.push(
+        db
+          .update(deliveries)
+          .set({ status: "delivered", attemptCount: number, lastStatusCode: statusCode, lastError: null, nextAttemptAt: null, updatedAt: now() })
+          .where(and(inArray(deliveries.id, part.map((d) => d.id)), eq(deliveries.attemptCount, number))),
+      );
+    }
+  }
+  // Eight columns a row against D1's 100 bound parameters.
+  for (const part of chunk(attemptRows, 12)) writes.unshift(db.insert(attempts).values(part).onConflictDoNothing());
 
   const disabledNow: { webhook: WebhookRow; reason: string }[] = [];
   for (const { webhook, ok, gone, failedAt } of health.values()) {

@@ -2,22 +2,32 @@
 // truth, and the sweeper re-enqueues pending deliveries that are overdue.
 import { chunk } from "../db/client";
 import type { Env } from "../env";
-import type { DeliveryMessage } from "./consumer";
+import type { DeliveryMessage, DeliveryRef } from "./consumer";
 
 /** Queues allow at most 12 hours of delay; longer waits are left to the sweeper. */
 export const MAX_QUEUE_DELAY_SECONDS = 43_200;
 
-export async function enqueueDeliveries(
-  env: Env,
-  messages: readonly (DeliveryMessage & { delaySeconds?: number })[],
-): Promise<boolean> {
-  const sendable = messages.filter((m) => (m.delaySeconds ?? 0) <= MAX_QUEUE_DELAY_SECONDS);
-  try {
-    for (const part of chunk(sendable, 100)) {
-      await env.DELIVERY_QUEUE.sendBatch(
-        part.map(({ id, attempt, delaySeconds }) => ({ body: { id, attempt }, delaySeconds: delaySeconds || undefined })),
-      );
+/** Deliveries a message carries: few queue operations per event, few enough attempts per consumer run. */
+export const DELIVERIES_PER_MESSAGE = 25;
+
+/**
+ * Queues deliveries, those due at the same time together in one message. Answers false when the
+ * queue refused them (the sweeper will find them in D1).
+ */
+export async function enqueueDeliveries(env: Env, refs: readonly (DeliveryRef & { delaySeconds?: number })[]): Promise<boolean> {
+  const byDelay = new Map<number, DeliveryRef[]>();
+  for (const { id, attempt, delaySeconds = 0 } of refs) {
+    if (delaySeconds > MAX_QUEUE_DELAY_SECONDS) continue;
+    byDelay.set(delaySeconds, [...(byDelay.get(delaySeconds) ?? []), { id, attempt }]);
+  }
+  const messages: MessageSendRequest<DeliveryMessage>[] = [];
+  for (const [delaySeconds, group] of byDelay) {
+    for (const part of chunk(group, DELIVERIES_PER_MESSAGE)) {
+      messages.push({ body: { deliveries: part }, delaySeconds: delaySeconds || undefined });
     }
+  }
+  try {
+    for (const part of chunk(messages, 100)) await env.DELIVERY_QUEUE.sendBatch(part);
     return true;
   } catch (err) {
     console.warn(`delivery queue send failed, the sweeper will re-enqueue: ${String(err)}`);
