@@ -148,6 +148,7 @@ export async function fanOutEntries(env: Env, db: Db, entries: readonly AuditEnt
     : [];
   const at = now();
   const writes: BatchItem<"sqlite">[] = [];
+  const rows: (typeof deliveries.$inferInsert)[] = [];
   const queued: string[] = [];
   for (const entry of entries) {
     const subscribers = hooks.filter((h) => h.orgId === entry.orgId);
@@ -163,9 +164,12 @@ export async function fanOutEntries(env: Env, db: Db, entries: readonly AuditEnt
     for (const p of planned) {
       const id = await deliveryId(entry.id, p.webhookId, p.eventType, p.environmentId);
       queued.push(id);
-      writes.push(insertDelivery(db, { id, orgId: entry.orgId, auditEntryId: entry.id, eventId: entry.eventId }, p, at));
+      rows.push(deliveryRow({ id, orgId: entry.orgId, auditEntryId: entry.id, eventId: entry.eventId }, p, at));
     }
-    writes.push(db.update(auditEntries).set({ fannedOut: true }).where(eq(auditEntries.id, entry.id)));
+  }
+  writes.push(...insertDeliveries(db, rows));
+  for (const part of chunk(entries, 90)) {
+    writes.push(db.update(auditEntries).set({ fannedOut: true }).where(inArray(auditEntries.id, part.map((e) => e.id))));
   }
   await runBatch(db, writes);
   await enqueueDeliveries(env, queued.map((id) => ({ id, attempt: 0 })));
@@ -185,25 +189,17 @@ async function enabledWebhooks(db: Db, orgIds: number[]): Promise<(Subscriber & 
   return hooks.map((h) => ({ ...h, eventTypes: h.eventTypes ? (JSON.parse(h.eventTypes) as WebhookEventType[]) : null }));
 }
 
-function insertDelivery(
-  db: Db,
+function deliveryRow(
   origin: { id: string; orgId: number; auditEntryId: number | null; eventId: string },
   p: PlannedDelivery,
   at: number,
-) {
-  return db
-    .insert(deliveries)
-    .values({
-      ...origin,
-      webhookId: p.webhookId,
-      eventType: p.eventType,
-      payload: p.payload,
-      status: "pending",
-      nextAttemptAt: at,
-      createdAt: at,
-      updatedAt: at,
-    })
-    .onConflictDoNothing();
+): typeof deliveries.$inferInsert {
+  return { ...origin, webhookId: p.webhookId, eventType: p.eventType, payload: p.payload, status: "pending", nextAttemptAt: at, createdAt: at, updatedAt: at };
+}
+
+/** Multi-row inserts: 13 bound parameters a row against D1's 100 a statement. */
+function insertDeliveries(db: Db, rows: readonly (typeof deliveries.$inferInsert)[]): BatchItem<"sqlite">[] {
+  return chunk(rows, 7).map((part) => db.insert(deliveries).values(part).onConflictDoNothing());
 }
 
 /**
@@ -213,6 +209,7 @@ function insertDelivery(
 async function relayWrites(db: Db, fresh: readonly IngestMessage[], at: number) {
   const writes: BatchItem<"sqlite">[] = [];
   const queued: string[] = [];
+  const rows: (typeof deliveries.$inferInsert)[] = [];
   if (!fresh.length) return { fresh, writes, queued };
   const hooks = await enabledWebhooks(db, [...new Set(fresh.map((m) => m.orgId))]);
   for (const m of fresh) {
@@ -235,9 +232,10 @@ async function relayWrites(db: Db, fresh: readonly IngestMessage[], at: number) 
     for (const p of planned) {
       const id = await deliveryId(m.eventId, p.webhookId, p.eventType, p.environmentId);
       queued.push(id);
-      writes.push(insertDelivery(db, { id, orgId: m.orgId, auditEntryId: null, eventId: m.eventId }, p, at));
+      rows.push(deliveryRow({ id, orgId: m.orgId, auditEntryId: null, eventId: m.eventId }, p, at));
     }
   }
+  writes.push(...insertDeliveries(db, rows));
   return { fresh, writes, queued };
 }
 
