@@ -35,11 +35,15 @@ const git = (...args) => {
     return null;
   }
 };
+// What was measured: wrangler dev bundles the working tree, so uncommitted changes under src/ count.
+const source = () => ({
+  commit: git("rev-parse", "--short", "HEAD"),
+  uncommitted_src: git("status", "--porcelain", "--", "src", "migrations", "wrangler.toml")?.split("\n").filter(Boolean) ?? null,
+});
 const results = {
   started_at: new Date().toISOString(),
   quick,
-  // What was measured: wrangler dev bundles the working tree, so uncommitted changes under src/ count.
-  source: { commit: git("rev-parse", "--short", "HEAD"), uncommitted_src: git("status", "--porcelain", "--", "src", "migrations", "wrangler.toml")?.split("\n").filter(Boolean) ?? null },
+  source: source(),
   machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, wrangler: wranglerVersion },
   notes: [
     "Local runtime (wrangler dev: workerd, simulated D1 and Queues) on a shared machine: compare figures within one run.",
@@ -50,12 +54,15 @@ const failures = [];
 progress(`bench: ${sections.join(", ")}${quick ? " (quick)" : ""}; wrangler ${wranglerVersion}, ${results.machine.cpus} cores`);
 const t0 = Date.now();
 for (const section of sections) {
+  const measured = source();
   try {
     if (section === "ingest") results.ingest = await ingestBench({ quick, modes: ingestModes });
     if (section === "drain") results.drain = await drainBench({ quick, proxy });
     if (section === "fanout") results.fanout = await fanoutBench({ quick, proxy });
     if (section === "audit") results.audit = await auditBench({ quick });
     if (section === "bundle") results.bundle = await bundleBench();
+    results[section].source = measured;
+    if (JSON.stringify(measured) !== JSON.stringify(results.source)) progress(`note: ${section} measured source ${measured.commit}, the run started at ${results.source.commit}`);
   } catch (err) {
     failures.push(`${section}: ${err.stack ?? err}`);
     progress(`${section} FAILED: ${err.message}`);
@@ -98,6 +105,8 @@ function report(r) {
     `flaghook bench ${r.started_at}${r.quick ? " (quick)" : ""}: wrangler ${r.machine.wrangler} dev, node ${r.machine.node}, ${r.machine.cpus} cores;` +
       ` source ${r.source.commit}${r.source.uncommitted_src?.length ? ` + ${r.source.uncommitted_src.length} uncommitted files under src/` : ""}`,
   ];
+  const moved = SECTIONS.filter((s) => r[s]?.source && JSON.stringify(r[s].source) !== JSON.stringify(r.source));
+  if (moved.length) parts.push(`source changed during the run: ${moved.map((s) => `${s} measured ${r[s].source.commit}`).join(", ")}`);
   const ms = (x) => (x == null ? "-" : String(x));
   if (r.ingest) {
     const i = r.ingest;
@@ -198,7 +207,7 @@ function report(r) {
       "\nBundle (wrangler deploy --dry-run --outdir)",
       table([
         ["Worker", "KiB", "gzip KiB", "largest parts (KiB)"],
-        ...Object.entries(r.bundle).map(([k, v]) => [k, v.kib, v.gzip_kib, Object.entries(v.largest_parts_kib).slice(0, 4).map(([p, n]) => `${p} ${n}`).join(", ")]),
+        ...Object.entries(r.bundle).filter(([k]) => k !== "source").map(([k, v]) => [k, v.kib, v.gzip_kib, Object.entries(v.largest_parts_kib).slice(0, 4).map(([p, n]) => `${p} ${n}`).join(", ")]),
       ]),
     );
   }
