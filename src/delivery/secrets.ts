@@ -38,7 +38,22 @@ export async function encryptSecret(secretsKey: string, secret: string): Promise
   return `v1:${toBase64(iv)}:${toBase64(sealed)}`;
 }
 
-export async function decryptSecret(secretsKey: string, stored: string): Promise<string> {
+const decrypted = new Map<string, Promise<string>>();
+
+/** Decrypts a stored secret; each ciphertext is decrypted once per isolate (deliveries sign with it often). */
+export function decryptSecret(secretsKey: string, stored: string): Promise<string> {
+  const key = `${secretsKey}\n${stored}`;
+  let secret = decrypted.get(key);
+  if (!secret) {
+    if (decrypted.size > 5000) decrypted.clear();
+    secret = decrypt(secretsKey, stored);
+    secret.catch(() => decrypted.delete(key));
+    decrypted.set(key, secret);
+  }
+  return secret;
+}
+
+async function decrypt(secretsKey: string, stored: string): Promise<string> {
   const [version, iv, sealed] = stored.split(":");
   if (version !== "v1" || !iv || !sealed) throw new Error("unreadable webhook secret");
   const plain = await crypto.subtle.decrypt({ name: "AES-GCM", iv: fromBase64(iv) }, await aesKey(secretsKey), fromBase64(sealed));
