@@ -1,7 +1,7 @@
 // Operator endpoints: organisations and their API keys.
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, desc, eq, lt } from "drizzle-orm";
-import { now } from "../domain/clock";
+import { isoTime, now } from "../domain/clock";
 import { sha256Hex, randomBytes } from "../domain/crypto";
 import { notFound } from "../domain/errors";
 import { base32, newId } from "../domain/ids";
@@ -30,15 +30,14 @@ const NewApiKey = ApiKey.extend({ key: z.string().openapi({ description: "Shown 
 );
 const NameBody = z.strictObject({ name: z.string().trim().min(1).max(200) });
 
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-const orgOut = (o: typeof organisations.$inferSelect) => ({ id: o.id, name: o.name, created_at: iso(o.createdAt)! });
+const orgOut = (o: typeof organisations.$inferSelect) => ({ id: o.id, name: o.name, created_at: isoTime(o.createdAt) });
 const keyOut = (k: typeof apiKeys.$inferSelect) => ({
   id: k.id,
   name: k.name,
   prefix: `fh_${k.prefix}`,
-  created_at: iso(k.createdAt)!,
-  last_used_at: iso(k.lastUsedAt),
-  revoked_at: iso(k.revokedAt),
+  created_at: isoTime(k.createdAt),
+  last_used_at: isoTime(k.lastUsedAt),
+  revoked_at: isoTime(k.revokedAt),
 });
 
 const security = [{ operator: [] }];

@@ -12,6 +12,13 @@ export function resetClock(): void {
   offsetMs = 0;
 }
 
+/** The API's timestamps: ISO-8601 UTC with milliseconds; null stays null. */
+export function isoTime(ms: number): string;
+export function isoTime(ms: number | null): string | null;
+export function isoTime(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
+
 /** Flagsmith's timestamp form: ISO-8601 UTC with microseconds and Z. */
 export function isoMicro(ms: number): string {
   return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");

@@ -1,6 +1,6 @@
 // Reading deliveries and their attempts; redelivering one, or recovering a webhook's failures.
 import { and, asc, desc, eq, gte, inArray, lt, or, type SQL } from "drizzle-orm";
-import { now } from "../domain/clock";
+import { isoTime, now } from "../domain/clock";
 import { ApiError, notFound } from "../domain/errors";
 import { chunk, database, runBatch, type Db } from "../db/client";
 import { attempts, deliveries, webhooks, type AttemptRow, type DeliveryRow } from "../db/schema";
@@ -10,7 +10,6 @@ import type { Env } from "../env";
 export type DeliveryStatus = DeliveryRow["status"];
 export type DeliveryCursor = [number, string];
 
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 export function deliveryOut(d: DeliveryRow) {
   return {
@@ -21,18 +20,18 @@ export function deliveryOut(d: DeliveryRow) {
     event_type: d.eventType,
     status: d.status,
     attempt_count: d.attemptCount,
-    next_attempt_at: d.status === "pending" ? iso(d.nextAttemptAt) : null,
+    next_attempt_at: d.status === "pending" ? isoTime(d.nextAttemptAt) : null,
     last_status_code: d.lastStatusCode,
     last_error: d.lastError,
-    created_at: iso(d.createdAt)!,
-    updated_at: iso(d.updatedAt)!,
+    created_at: isoTime(d.createdAt),
+    updated_at: isoTime(d.updatedAt),
   };
 }
 
 export function attemptOut(a: AttemptRow) {
   return {
     number: a.number,
-    attempted_at: iso(a.attemptedAt)!,
+    attempted_at: isoTime(a.attemptedAt),
     status_code: a.statusCode,
     duration_ms: a.durationMs,
     error: a.error,

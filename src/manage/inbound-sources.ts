@@ -1,7 +1,7 @@
 // Inbound sources: the unguessable URL and the secret a Flagsmith instance posts its own webhooks
 // with. The token in the URL finds the source (only its SHA-256 is stored); the secret proves the body.
 import { and, desc, eq } from "drizzle-orm";
-import { now } from "../domain/clock";
+import { isoTime, now } from "../domain/clock";
 import { randomBytes, sha256Hex } from "../domain/crypto";
 import { ApiError, notFound } from "../domain/errors";
 import { base32, newId } from "../domain/ids";
@@ -16,16 +16,15 @@ const TOKEN_PATTERN = /^fhi_[0-9a-hjkmnp-tv-z]{52}$/;
 /** last_received_at is a hint for "is Flagsmith reaching us?", refreshed at most this often. */
 const RECEIPT_RESOLUTION_MS = 60_000;
 
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 export function sourceOut(s: InboundSourceRow) {
   return {
     id: s.id,
     name: s.name,
     token_prefix: `fhi_${s.tokenPrefix}`,
-    created_at: iso(s.createdAt)!,
-    last_received_at: iso(s.lastReceivedAt),
-    revoked_at: iso(s.revokedAt),
+    created_at: isoTime(s.createdAt),
+    last_received_at: isoTime(s.lastReceivedAt),
+    revoked_at: isoTime(s.revokedAt),
   };
 }
 

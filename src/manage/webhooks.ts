@@ -1,6 +1,6 @@
 // Managing webhooks: create, update, delete, rotate, test. Shared by the JSON API and the admin pages.
 import { and, desc, eq, inArray, type SQL } from "drizzle-orm";
-import { now } from "../domain/clock";
+import { isoMicro, isoTime, now } from "../domain/clock";
 import { ApiError, notFound } from "../domain/errors";
 import { SCOPE_EVENT_TYPES, type WebhookScope } from "../domain/fanout";
 import { newId } from "../domain/ids";
@@ -29,7 +29,6 @@ export interface WebhookOwner {
   environmentId: number | null;
 }
 
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 export function webhookOut(w: WebhookRow) {
   return {
@@ -40,8 +39,8 @@ export function webhookOut(w: WebhookRow) {
     environment: w.environmentId,
     enabled: w.enabled,
     event_types: w.eventTypes ? (JSON.parse(w.eventTypes) as WebhookEventType[]) : null,
-    created_at: iso(w.createdAt)!,
-    updated_at: iso(w.updatedAt)!,
+    created_at: isoTime(w.createdAt),
+    updated_at: isoTime(w.updatedAt),
     disabled_reason: w.disabledReason,
     has_secret: true,
   };
@@ -217,11 +216,11 @@ export async function rotateSecret(env: Env, hook: WebhookRow, secret?: string) 
     .where(eq(webhooks.id, hook.id))
     .returning();
   await recordSystemEvent(env, hook.orgId, { log: `Webhook secret rotated: ${describe(row)}`, webhook: row });
-  return { ...webhookOut(row), secret: next, previous_secret_expires_at: iso(row.previousSecretExpiresAt) };
+  return { ...webhookOut(row), secret: next, previous_secret_expires_at: isoTime(row.previousSecretExpiresAt) };
 }
 
 function testPayload(hook: WebhookRow, at: number): { eventType: WebhookEventType; payload: string } {
-  const created = new Date(at).toISOString().replace("Z", "000Z");
+  const created = isoMicro(at);
   if (hook.scope === "organisation") {
     return {
       eventType: "AUDIT_LOG_CREATED",
