@@ -1,12 +1,15 @@
 // Entry: fetch (the Hono app), queue (ingest and delivery consumers), scheduled (sweeper, retention).
 import { app } from "./app";
-import { processDeliveries, type DeliveryMessage } from "./delivery/consumer";
+import { processDeliveries, type DeliveryMessage, type DeliveryRef } from "./delivery/consumer";
 import { sweep } from "./delivery/sweeper";
 import type { Env } from "./env";
 import { recordBatch } from "./ingest/consumer";
 import type { IngestMessage } from "./ingest/record";
 
 export type QueueMessage = IngestMessage | DeliveryMessage;
+
+/** Messages queued before a deploy that grouped deliveries carried one `{id, attempt}` each. */
+const deliveryRefs = (body: DeliveryMessage | DeliveryRef): DeliveryRef[] => ("deliveries" in body ? body.deliveries : [body]);
 
 export default {
   fetch: app.fetch,
@@ -15,7 +18,7 @@ export default {
     if (batch.queue.startsWith("flaghook-ingest")) {
       await recordBatch(env, batch as MessageBatch<IngestMessage>);
     } else {
-      await processDeliveries(env, (batch as MessageBatch<DeliveryMessage>).messages.flatMap((m) => m.body.deliveries));
+      await processDeliveries(env, (batch as MessageBatch<DeliveryMessage>).messages.flatMap((m) => deliveryRefs(m.body)));
       batch.ackAll();
     }
   },

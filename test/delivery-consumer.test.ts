@@ -92,6 +92,15 @@ describe("delivery consumer", () => {
     expect(requests[0].headers["webhook-id"]).toBe(d.id);
   });
 
+  it("still reads a message of the older one-delivery shape (queued before a deploy)", async () => {
+    const d = await pendingDelivery();
+    const batch = createMessageBatch<unknown>("flaghook-deliveries", [{ id: "legacy", timestamp: new Date(), attempts: 1, body: { id: d.id, attempt: 0 } }]);
+    const ctx = createExecutionContext();
+    await worker.queue(batch as MessageBatch<DeliveryMessage>, PRODUCTION_SCHEDULE, ctx);
+    expect((await getQueueResult(batch, ctx)).ackAll).toBe(true);
+    expect(await delivery(d.id)).toMatchObject({ status: "delivered", attempt_count: 1 });
+  });
+
   it("keeps only the first 2 KiB of a response body", async () => {
     const d = await pendingDelivery();
     await scriptMailbox(d.box, { default: { status: 200, body: "x".repeat(10_000) } });
