@@ -161,10 +161,44 @@ export async function drainBench({ quick, proxy = "off" }) {
       `  drain: ${first.size}/${expected} in ${totalS.toFixed(1)} s = ${result.deliveries_per_s}/s, e2e p50 ${result.end_to_end_ms.p50} ms`,
       `p99 ${result.end_to_end_ms.p99} ms, lost ${lost}, duplicates ${duplicates}, bad signatures ${badSignatures}`,
     );
-    if (!complete) result.failure = `only ${first.size} of ${expected} deliveries arrived; see ${worker.logPath}`;
+    if (!complete) {
+      result.failure = `only ${first.size} of ${expected} deliveries arrived; see ${worker.logPath}`;
+      result.diagnosis = await diagnose(worker.url, org, hooks);
+      progress(`  drain: where the missing deliveries are: ${JSON.stringify(result.diagnosis)}`);
+    }
     return result;
   } finally {
     await worker.stop();
     await receiver.close();
   }
+}
+
+/** After a failed drain: how many events were recorded, and each webhook's deliveries by status. */
+async function diagnose(base, org, hooks) {
+  const out = {};
+  try {
+    const res = await fetch(`${base}/api/v1/audit/export?format=ndjson&project=12`, { headers: org.auth });
+    out.events_recorded = (await res.text()).split("\n").filter((l) => l.includes("bench_")).length;
+    for (const [i, hook] of hooks.entries()) {
+      const statuses = {};
+      const errors = new Set();
+      for (const status of ["pending", "failed", "delivered"]) {
+        let count = 0;
+        let cursor = null;
+        do {
+          const qs = `status=${status}&page_size=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
+          const path = hook.scope === "organisation" ? `/api/v1/organisations/${org.orgId}` : `/api/v1/environments/${hook.environment}`;
+          const page = await api(base, `${path}/webhooks/${hook.id}/deliveries?${qs}`, { headers: org.auth });
+          count += page.results.length;
+          for (const d of page.results) if (d.last_error && errors.size < 3) errors.add(d.last_error);
+          cursor = page.next;
+        } while (cursor);
+        statuses[status] = count;
+      }
+      out[MAILBOXES[i]] = { ...statuses, sample_errors: [...errors] };
+    }
+  } catch (err) {
+    out.error = String(err);
+  }
+  return out;
 }

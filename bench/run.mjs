@@ -15,7 +15,7 @@ import { drainBench } from "./drain.mjs";
 import { fanoutBench } from "./fanout.mjs";
 import { ingestBench } from "./ingest.mjs";
 import { progress, table } from "./lib/stats.mjs";
-import { ROOT } from "./lib/wrangler.mjs";
+import { ROOT, setLogDir } from "./lib/wrangler.mjs";
 
 const SECTIONS = ["ingest", "drain", "fanout", "audit", "bundle"];
 const argv = process.argv.slice(2);
@@ -50,6 +50,8 @@ const results = {
     "CPU ms are read from /proc: 'Worker' is the workerd process running the Worker, which also hosts the simulated D1 and Queues.",
   ],
 };
+const stamp = results.started_at.replace(/[:.]/g, "-");
+setLogDir(join(ROOT, "bench/results/logs", stamp));
 const failures = [];
 progress(`bench: ${sections.join(", ")}${quick ? " (quick)" : ""}; wrangler ${wranglerVersion}, ${results.machine.cpus} cores`);
 const t0 = Date.now();
@@ -76,9 +78,9 @@ const dir = join(ROOT, "bench/results");
 mkdirSync(dir, { recursive: true });
 const json = JSON.stringify(results, null, 2);
 writeFileSync(join(dir, "latest.json"), json);
-writeFileSync(join(dir, `run-${results.started_at.replace(/[:.]/g, "-")}.json`), json);
+writeFileSync(join(dir, `run-${stamp}.json`), json);
 console.log("\n" + report(results));
-console.log(`\nbench/results/latest.json written (${results.duration_s} s in all)`);
+console.log(`\nbench/results/latest.json written (${results.duration_s} s in all); wrangler logs in bench/results/logs/${stamp}/`);
 process.exit(failures.length ? 1 : 0);
 
 function targets(r) {

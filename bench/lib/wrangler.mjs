@@ -9,7 +9,9 @@ import { fileURLToPath } from "node:url";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const WRANGLER = join(ROOT, "node_modules/wrangler/bin/wrangler.js");
-export const LOG_DIR = join(ROOT, "bench/results/logs");
+let logDir = join(ROOT, "bench/results/logs");
+/** Where each wrangler session's output goes (one file per session label). */
+export const setLogDir = (dir) => (logDir = dir);
 
 /** Every port the bench listens on is BENCH_PORT_BASE (default 8800) + 11..54. */
 export const port = (offset) => Number(process.env.BENCH_PORT_BASE || 8800) + offset;
@@ -61,8 +63,8 @@ export async function startWorker({ label, config, port, inspectorPort, persistT
   const env = baseEnv();
   if (proxy) delete env.VSCODE_INSPECTOR_OPTIONS;
   else env.VSCODE_INSPECTOR_OPTIONS = "1";
-  mkdirSync(LOG_DIR, { recursive: true });
-  const logPath = join(LOG_DIR, `${label}.log`);
+  mkdirSync(logDir, { recursive: true });
+  const logPath = join(logDir, `${label}.log`);
   const log = createWriteStream(logPath);
   const child = spawn(process.execPath, args, { cwd: ROOT, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
   running.add(child.pid);
