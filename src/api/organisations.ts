@@ -2,7 +2,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, desc, eq, lt } from "drizzle-orm";
 import { isoTime, now } from "../domain/clock";
-import { sha256Hex, randomBytes } from "../domain/crypto";
+import { randomBytes, sha256Hex, toBase64Url } from "../domain/crypto";
 import { notFound } from "../domain/errors";
 import { base32, newId } from "../domain/ids";
 import { database } from "../db/client";
@@ -107,8 +107,7 @@ organisationRoutes.openapi(
     const { name } = c.req.valid("json");
     await findOrganisation(c.env.DB, org);
     const prefix = base32(randomBytes(7)).slice(0, 10);
-    const secret = btoa(String.fromCharCode(...randomBytes(32))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-    const key = `fh_${prefix}_${secret}`;
+    const key = `fh_${prefix}_${toBase64Url(randomBytes(32))}`;
     const [row] = await database(c.env.DB)
       .insert(apiKeys)
       .values({ id: newId("key"), orgId: org, name, prefix, hash: await sha256Hex(key), createdAt: now() })

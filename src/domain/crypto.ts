@@ -16,6 +16,9 @@ export function toBase64(bytes: Uint8Array): string {
   return btoa(bin);
 }
 
+/** URL- and cookie-safe base64 without padding (API keys, CSRF tokens). */
+export const toBase64Url = (bytes: Uint8Array) => toBase64(bytes).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+
 export function fromBase64(s: string): Uint8Array {
   const bin = atob(s);
   const out = new Uint8Array(bin.length);

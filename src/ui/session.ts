@@ -7,7 +7,7 @@ import { HTTPException } from "hono/http-exception";
 import { createMiddleware } from "hono/factory";
 import { activeKey } from "../api/auth";
 import { now } from "../domain/clock";
-import { hmac, hmacKey, randomBytes, timingSafeEqual, utf8 } from "../domain/crypto";
+import { hmac, hmacKey, randomBytes, timingSafeEqual, toBase64Url, utf8 } from "../domain/crypto";
 import { base32 } from "../domain/ids";
 import { requireSecretsKey } from "../delivery/secrets";
 import { config, type Env } from "../env";
@@ -48,12 +48,9 @@ function sessionKey(env: Env): Promise<Uint8Array> {
   return key;
 }
 
-const base64url = (bytes: Uint8Array) =>
-  btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-
 /** The token every form of a session carries: HMAC of the session id, so a forged form cannot know it. */
 async function csrfFor(env: Env, purpose: "session" | "sign-in", id: string): Promise<string> {
-  return base64url(await hmac(await hmacKey(await sessionKey(env)), `csrf.${purpose}.${id}`));
+  return toBase64Url(await hmac(await hmacKey(await sessionKey(env)), `csrf.${purpose}.${id}`));
 }
 
 const cookieOptions = (c: Context, maxAgeSeconds?: number) => ({
