@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { auditRowsSql, createdDate } from "./lib/audit-rows.mjs";
 import { createOrganisation, flaghookVars } from "./lib/flaghook.mjs";
 import { percentile, progress, ratio, round } from "./lib/stats.mjs";
-import { flaghookConfig } from "./lib/variants.mjs";
+import { workerConfig } from "./lib/snapshot.mjs";
 import { newPersistDir, port, startWorker, wranglerSync } from "./lib/wrangler.mjs";
 
 const PORT = port(41);
@@ -38,7 +38,7 @@ export async function auditBench({ quick }) {
   const sizes = quick ? [10_000, 100_000] : [10_000, 1_000_000];
   const samples = quick ? 30 : 200;
   const vars = flaghookVars();
-  const config = flaghookConfig({ consumers: true });
+  const config = workerConfig("flaghook");
   const logs = [];
   const workers = [];
   try {

@@ -1,21 +1,19 @@
 // Bundle size: what `wrangler deploy --dry-run --outdir` would upload, raw and gzipped, for
-// flaghook and the two baseline Workers.
+// flaghook (the run's snapshot) and the two baseline Workers.
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { progress, round } from "./lib/stats.mjs";
+import { workerConfig } from "./lib/snapshot.mjs";
 import { wranglerSync } from "./lib/wrangler.mjs";
 
-const WORKERS = [
-  ["flaghook", "wrangler.toml"],
-  ["hello", "bench/workers/hello/wrangler.toml"],
-  ["d1-insert", "bench/workers/d1-insert/wrangler.toml"],
-];
+const WORKERS = ["flaghook", "hello", "d1-insert"];
 
 export async function bundleBench() {
   const out = {};
-  for (const [name, config] of WORKERS) {
+  for (const name of WORKERS) {
+    const config = workerConfig(name);
     const dir = mkdtempSync(join(tmpdir(), `flaghook-bench-bundle-${name}-`));
     try {
       const meta = join(dir, "meta.json");
@@ -50,7 +48,7 @@ function largestParts(metaPath) {
   for (const output of Object.values(meta.outputs)) {
     for (const [input, { bytesInOutput }] of Object.entries(output.inputs ?? {})) {
       const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(input);
-      const part = m ? m[1] : input.startsWith("src/") ? "src/" : input.split("/").slice(0, 2).join("/");
+      const part = m ? m[1] : /(^|\/)src\//.test(input) ? "src/" : input.split("/").slice(0, 2).join("/");
       parts.set(part, (parts.get(part) ?? 0) + bytesInOutput);
     }
   }

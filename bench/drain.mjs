@@ -5,7 +5,7 @@
 import { api, createEnvironmentWebhook, createOrganisation, createOrganisationWebhook, ENVIRONMENT, flagEvent, flaghookVars } from "./lib/flaghook.mjs";
 import { startReceiverThread } from "./lib/receiver-thread.mjs";
 import { progress, round, summary } from "./lib/stats.mjs";
-import { flaghookConfig } from "./lib/variants.mjs";
+import { workerConfig } from "./lib/snapshot.mjs";
 import { cpuDelta, port, sleep, startWorker } from "./lib/wrangler.mjs";
 
 const PORT = port(21);
@@ -21,7 +21,7 @@ export async function drainBench({ quick, proxy = "off" }) {
   progress(`drain: starting flaghook (inspector proxy ${proxy})`);
   const worker = await startWorker({
     label: `drain-proxy-${proxy}`,
-    config: flaghookConfig({ consumers: true }),
+    config: workerConfig("flaghook"),
     port: PORT,
     inspectorPort: PORT + 1,
     d1: "flaghook",

@@ -3,7 +3,7 @@
 import { api, createEnvironmentWebhook, createOrganisation, ENVIRONMENT, flagEvent, flaghookVars } from "./lib/flaghook.mjs";
 import { startReceiverThread } from "./lib/receiver-thread.mjs";
 import { percentile, progress, round } from "./lib/stats.mjs";
-import { flaghookConfig } from "./lib/variants.mjs";
+import { workerConfig } from "./lib/snapshot.mjs";
 import { cpuDelta, port, sleep, startWorker } from "./lib/wrangler.mjs";
 
 const PORT = port(31);
@@ -16,7 +16,7 @@ export async function fanoutBench({ quick, proxy = "off" }) {
   progress(`fan-out: starting flaghook (inspector proxy ${proxy})`);
   const worker = await startWorker({
     label: `fanout-proxy-${proxy}`,
-    config: flaghookConfig({ consumers: true }),
+    config: workerConfig("flaghook"),
     port: PORT,
     inspectorPort: PORT + 1,
     d1: "flaghook",

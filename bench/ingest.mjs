@@ -13,14 +13,14 @@ import autocannon from "autocannon";
 import { createEnvironmentWebhook, createOrganisation, createOrganisationWebhook, ENVIRONMENT, flagEvent, flaghookVars } from "./lib/flaghook.mjs";
 import { startReceiverThread } from "./lib/receiver-thread.mjs";
 import { percentile, progress, ratio, round } from "./lib/stats.mjs";
-import { flaghookConfig } from "./lib/variants.mjs";
+import { workerConfig } from "./lib/snapshot.mjs";
 import { cpuDelta, port, settle, startWorker } from "./lib/wrangler.mjs";
 
 const CONNECTIONS = 32;
 const RECEIVER_PORT = port(51);
 const TARGETS = [
-  { name: "hello", config: "bench/workers/hello/wrangler.toml", path: "/", port: port(11) },
-  { name: "d1-insert", config: "bench/workers/d1-insert/wrangler.toml", path: "/", port: port(13), d1: "bench-d1-insert" },
+  { name: "hello", port: port(11) },
+  { name: "d1-insert", port: port(13), d1: "bench-d1-insert" },
   { name: "flaghook", flaghook: { consumers: true, webhooks: true }, port: port(15) },
 ];
 const BREAKDOWN = [
@@ -95,7 +95,7 @@ async function start(target, mode, receiver) {
   progress(`ingest: starting ${target.name} (inspector proxy ${mode})`);
   const worker = await startWorker({
     label: `ingest-${target.name.replace(/[^a-z0-9]+/gi, "-")}-proxy-${mode}`,
-    config: fh ? flaghookConfig({ consumers: fh.consumers }) : target.config,
+    config: fh ? workerConfig("flaghook", { consumers: fh.consumers }) : workerConfig(target.name),
     port: target.port,
     inspectorPort: target.port + 1,
     d1: fh ? "flaghook" : target.d1,

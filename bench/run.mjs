@@ -1,11 +1,10 @@
 // `npm run bench [-- ingest drain fanout audit bundle] [--quick]`: the benchmarks of SPEC 9 in the
 // local runtime (`wrangler dev`), one section after another, progress as they run, a table at the
 // end and the same figures in bench/results/latest.json (and a timestamped copy).
-//   --quick              smaller sizes and shorter runs (about a minute in all)
+//   --quick              smaller sizes and shorter runs (a few minutes in all)
 //   --ingest-modes=off,on  inspector proxy modes for ingest (default both)
 //   --proxy=off|on       inspector proxy mode for drain and fan-out (default off)
 // Ports: BENCH_PORT_BASE (default 8800) + 11..54; set it to run beside another bench.
-import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
@@ -15,6 +14,7 @@ import { drainBench } from "./drain.mjs";
 import { fanoutBench } from "./fanout.mjs";
 import { ingestBench } from "./ingest.mjs";
 import { progress, table } from "./lib/stats.mjs";
+import { snapshotSource, workerConfig } from "./lib/snapshot.mjs";
 import { ROOT, setLogDir } from "./lib/wrangler.mjs";
 
 const SECTIONS = ["ingest", "drain", "fanout", "audit", "bundle"];
@@ -28,22 +28,12 @@ const ingestModes = option("ingest-modes", "off,on").split(",");
 const proxy = option("proxy", "off");
 
 const wranglerVersion = JSON.parse(readFileSync(join(ROOT, "node_modules/wrangler/package.json"), "utf8")).version;
-const git = (...args) => {
-  try {
-    return execFileSync("git", args, { cwd: ROOT, encoding: "utf8" }).trim();
-  } catch {
-    return null;
-  }
-};
-// What was measured: wrangler dev bundles the working tree, so uncommitted changes under src/ count.
-const source = () => ({
-  commit: git("rev-parse", "--short", "HEAD"),
-  uncommitted_src: git("status", "--porcelain", "--", "src", "migrations", "wrangler.toml")?.split("\n").filter(Boolean) ?? null,
-});
+// flaghook is copied now and served from that copy for the whole run (lib/snapshot.mjs).
+workerConfig("flaghook");
 const results = {
   started_at: new Date().toISOString(),
   quick,
-  source: source(),
+  source: snapshotSource(),
   machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, wrangler: wranglerVersion },
   notes: [
     "Local runtime (wrangler dev: workerd, simulated D1 and Queues) on a shared machine: compare figures within one run.",
@@ -56,15 +46,12 @@ const failures = [];
 progress(`bench: ${sections.join(", ")}${quick ? " (quick)" : ""}; wrangler ${wranglerVersion}, ${results.machine.cpus} cores`);
 const t0 = Date.now();
 for (const section of sections) {
-  const measured = source();
   try {
     if (section === "ingest") results.ingest = await ingestBench({ quick, modes: ingestModes });
     if (section === "drain") results.drain = await drainBench({ quick, proxy });
     if (section === "fanout") results.fanout = await fanoutBench({ quick, proxy });
     if (section === "audit") results.audit = await auditBench({ quick });
     if (section === "bundle") results.bundle = await bundleBench();
-    results[section].source = measured;
-    if (JSON.stringify(measured) !== JSON.stringify(results.source)) progress(`note: ${section} measured source ${measured.commit}, the run started at ${results.source.commit}`);
   } catch (err) {
     failures.push(`${section}: ${err.stack ?? err}`);
     progress(`${section} FAILED: ${err.message}`);
@@ -107,8 +94,6 @@ function report(r) {
     `flaghook bench ${r.started_at}${r.quick ? " (quick)" : ""}: wrangler ${r.machine.wrangler} dev, node ${r.machine.node}, ${r.machine.cpus} cores;` +
       ` source ${r.source.commit}${r.source.uncommitted_src?.length ? ` + ${r.source.uncommitted_src.length} uncommitted files under src/` : ""}`,
   ];
-  const moved = SECTIONS.filter((s) => r[s]?.source && JSON.stringify(r[s].source) !== JSON.stringify(r.source));
-  if (moved.length) parts.push(`source changed during the run: ${moved.map((s) => `${s} measured ${r[s].source.commit}`).join(", ")}`);
   const ms = (x) => (x == null ? "-" : String(x));
   if (r.ingest) {
     const i = r.ingest;
@@ -209,7 +194,7 @@ function report(r) {
       "\nBundle (wrangler deploy --dry-run --outdir)",
       table([
         ["Worker", "KiB", "gzip KiB", "largest parts (KiB)"],
-        ...Object.entries(r.bundle).filter(([k]) => k !== "source").map(([k, v]) => [k, v.kib, v.gzip_kib, Object.entries(v.largest_parts_kib).slice(0, 4).map(([p, n]) => `${p} ${n}`).join(", ")]),
+        ...Object.entries(r.bundle).map(([k, v]) => [k, v.kib, v.gzip_kib, Object.entries(v.largest_parts_kib).slice(0, 4).map(([p, n]) => `${p} ${n}`).join(", ")]),
       ]),
     );
   }
