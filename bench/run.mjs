@@ -14,7 +14,7 @@ import { drainBench } from "./drain.mjs";
 import { fanoutBench } from "./fanout.mjs";
 import { ingestBench } from "./ingest.mjs";
 import { progress, table } from "./lib/stats.mjs";
-import { snapshotSource, workerConfig } from "./lib/snapshot.mjs";
+import { removeSnapshot, snapshotSource, workerConfig } from "./lib/snapshot.mjs";
 import { ROOT, setLogDir } from "./lib/wrangler.mjs";
 
 const SECTIONS = ["ingest", "drain", "fanout", "audit", "bundle"];
@@ -57,6 +57,7 @@ for (const section of sections) {
     progress(`${section} FAILED: ${err.message}`);
   }
 }
+removeSnapshot();
 results.duration_s = Math.round((Date.now() - t0) / 1000);
 results.targets = targets(results);
 results.failures = failures;

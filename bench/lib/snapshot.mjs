@@ -5,7 +5,7 @@
 // `consumers: false` drops the queue consumers and cron (flaghook's accept path alone).
 // The baseline Workers run from bench/workers/ as they are.
 import { execFileSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "./wrangler.mjs";
@@ -37,6 +37,12 @@ function takeSnapshot() {
   symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
   snapshot = { dir, source, configs: new Map() };
   return snapshot;
+}
+
+/** Deletes the copy; call once every Worker served from it has stopped. */
+export function removeSnapshot() {
+  if (snapshot) rmSync(snapshot.dir, { recursive: true, force: true });
+  snapshot = null;
 }
 
 /** The commit (and uncommitted files under src/, migrations/, wrangler.toml) the snapshot was taken from. */
