@@ -2,11 +2,10 @@
 // 2 environment) on a real local receiver that verifies every signature. Measures the time until
 // every delivery has arrived, deliveries/s, latency from the ingest request to receipt, lost and
 // duplicate deliveries, and the runtime's CPU per event for the whole pipeline.
-import { api, createEnvironmentWebhook, createOrganisation, createOrganisationWebhook, ENVIRONMENT, flagEvent, flaghookVars } from "./lib/flaghook.mjs";
+import { api, createEnvironmentWebhook, createOrganisation, createOrganisationWebhook, ENVIRONMENT, flagEvent, startFlaghook } from "./lib/flaghook.mjs";
 import { startReceiverThread } from "./lib/receiver-thread.mjs";
 import { progress, round, summary } from "./lib/stats.mjs";
-import { workerConfig } from "./lib/snapshot.mjs";
-import { cpuDelta, port, sleep, startWorker } from "./lib/wrangler.mjs";
+import { cpuDelta, port, sleep } from "./lib/wrangler.mjs";
 
 const PORT = port(21);
 const RECEIVER_PORT = port(52);
@@ -19,16 +18,7 @@ export async function drainBench({ quick, proxy = "off" }) {
   const expected = events * MAILBOXES.length;
   const receiver = await startReceiverThread({ port: RECEIVER_PORT });
   progress(`drain: starting flaghook (inspector proxy ${proxy})`);
-  const worker = await startWorker({
-    label: `drain-proxy-${proxy}`,
-    config: workerConfig("flaghook"),
-    port: PORT,
-    inspectorPort: PORT + 1,
-    d1: "flaghook",
-    proxy: proxy === "on",
-    readyPath: "/healthz",
-    vars: flaghookVars(),
-  });
+  const worker = await startFlaghook({ label: `drain-proxy-${proxy}`, port: PORT, proxy });
   try {
     const org = await createOrganisation(worker.url);
     const hooks = [

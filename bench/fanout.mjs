@@ -1,10 +1,9 @@
 // Fan-out: one event to 500 environment webhooks (100 with --quick), each its own mailbox and
 // secret on the receiver. Repeated a few times; each round waits for every delivery.
-import { api, createEnvironmentWebhook, createOrganisation, ENVIRONMENT, flagEvent, flaghookVars } from "./lib/flaghook.mjs";
+import { api, createEnvironmentWebhook, createOrganisation, ENVIRONMENT, flagEvent, startFlaghook } from "./lib/flaghook.mjs";
 import { startReceiverThread } from "./lib/receiver-thread.mjs";
 import { percentile, progress, round } from "./lib/stats.mjs";
-import { workerConfig } from "./lib/snapshot.mjs";
-import { cpuDelta, port, sleep, startWorker } from "./lib/wrangler.mjs";
+import { cpuDelta, port, sleep } from "./lib/wrangler.mjs";
 
 const PORT = port(31);
 const RECEIVER_PORT = port(53);
@@ -14,16 +13,7 @@ export async function fanoutBench({ quick, proxy = "off" }) {
   const rounds = 3;
   const receiver = await startReceiverThread({ port: RECEIVER_PORT });
   progress(`fan-out: starting flaghook (inspector proxy ${proxy})`);
-  const worker = await startWorker({
-    label: `fanout-proxy-${proxy}`,
-    config: workerConfig("flaghook"),
-    port: PORT,
-    inspectorPort: PORT + 1,
-    d1: "flaghook",
-    proxy: proxy === "on",
-    readyPath: "/healthz",
-    vars: flaghookVars(),
-  });
+  const worker = await startFlaghook({ label: `fanout-proxy-${proxy}`, port: PORT, proxy });
   try {
     const org = await createOrganisation(worker.url);
     let made = 0;

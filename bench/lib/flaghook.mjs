@@ -1,5 +1,7 @@
 // Driving flaghook's API from the benches: an organisation with a key, webhooks, change events.
 import { randomBytes } from "node:crypto";
+import { workerConfig } from "./snapshot.mjs";
+import { startWorker } from "./wrangler.mjs";
 
 export const ADMIN_TOKEN = "bench-admin-token";
 
@@ -63,3 +65,16 @@ export function flagEvent(n) {
     new_state: { enabled: true, feature_state_value: "summer sale: 20% off every annual plan" },
   };
 }
+
+/** flaghook under `wrangler dev` with its consumers, on `port` (inspector on port + 1), migrated and ready. */
+export const startFlaghook = ({ label, port, proxy }) =>
+  startWorker({
+    label,
+    config: workerConfig("flaghook"),
+    port,
+    inspectorPort: port + 1,
+    d1: "flaghook",
+    proxy: proxy === "on",
+    readyPath: "/healthz",
+    vars: flaghookVars(),
+  });
