@@ -6,7 +6,7 @@ import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../src/index";
-import { ADMIN, call, countRows, createOrganisation, eventually, receiverUrl, recorded, scriptMailbox } from "./helpers";
+import { ADMIN, call, countRows, createOrganisation, eventually, expectError, receiverUrl, recorded, scriptMailbox } from "./helpers";
 
 /** Production settings: private URLs refused, DNS answered by the test receiver's DoH endpoint. */
 let production: typeof env;
@@ -318,16 +318,7 @@ describe("bad input on every route answers 4xx with the error shape and changes 
 
     const res = await send(row);
 
-    expect(res.status).toBe(row.status);
-    expect(res.headers.get("content-type")).toMatch(/^application\/json/);
-    const body = (await res.json()) as { error: { code: string; message: string; details: { field?: string; message: string }[] } };
-    expect(Object.keys(body)).toEqual(["error"]);
-    expect(Object.keys(body.error).sort()).toEqual(["code", "details", "message"]);
-    expect(body.error.code).toBe(row.code);
-    expect(body.error.message).toEqual(expect.any(String));
-    expect(body.error.message.length).toBeGreaterThan(0);
-    expect(Array.isArray(body.error.details)).toBe(true);
-    if (row.field) expect(body.error.details.map((d) => d.field)).toContain(row.field);
+    await expectError(res, row.status, row.code, row.field);
     expect(await stored()).toEqual(before);
   });
 });

@@ -1,7 +1,7 @@
 // Bad input (SPEC 3, 6, 9): every malformed, oversized or unauthorised request answers 4xx with the
 // one error shape, and nothing reaches the audit log, projects or environments.
 import { beforeAll, describe, expect, it } from "vitest";
-import { ADMIN, call, countRows, createOrganisation, eventually, recorded } from "./helpers";
+import { ADMIN, call, countRows, createOrganisation, eventually, expectError, recorded } from "./helpers";
 
 let auth: Record<string, string>;
 
@@ -168,16 +168,7 @@ describe("bad input answers 4xx with the error shape and stores nothing", () => 
 
     const res = await call(row.path ?? "/api/v1/events", { method, headers, body: row.body });
 
-    expect(res.status).toBe(row.status);
-    expect(res.headers.get("content-type")).toMatch(/^application\/json/);
-    const body = (await res.json()) as { error: { code: string; message: string; details: { field?: string; message: string }[] } };
-    expect(Object.keys(body)).toEqual(["error"]);
-    expect(Object.keys(body.error).sort()).toEqual(["code", "details", "message"]);
-    expect(body.error.code).toBe(row.code);
-    expect(body.error.message).toEqual(expect.any(String));
-    expect(body.error.message.length).toBeGreaterThan(0);
-    expect(Array.isArray(body.error.details)).toBe(true);
-    if (row.field) expect(body.error.details.map((d) => d.field)).toContain(row.field);
+    await expectError(res, row.status, row.code, row.field);
     expect(await storedCounts()).toEqual(before);
   });
 

@@ -2,7 +2,7 @@
 // for the queues (real local Queues in workerd) to do their work.
 import { exports } from "cloudflare:workers";
 import { env } from "cloudflare:workers";
-import { inject } from "vitest";
+import { expect, inject } from "vitest";
 
 export const ADMIN = { Authorization: "Bearer test-admin-token" };
 
@@ -76,4 +76,18 @@ export async function seedPythonSays(secret: string, body: string, signature: st
 /** What Flagsmith's own serialiser, json.dumps(sort_keys=True), makes of a body. */
 export async function pythonDumps(body: string): Promise<string> {
   return (await fetch(`${receiverUrl()}/_python-dumps`, { method: "POST", body })).text();
+}
+
+/** The one error shape: `{"error": {"code", "message", "details"}}` as JSON, with this code (and field at fault). */
+export async function expectError(res: Response, status: number, code: string, field?: string) {
+  expect(res.status).toBe(status);
+  expect(res.headers.get("content-type")).toMatch(/^application\/json/);
+  const body = (await res.json()) as { error: { code: string; message: string; details: { field?: string; message: string }[] } };
+  expect(Object.keys(body)).toEqual(["error"]);
+  expect(Object.keys(body.error).sort()).toEqual(["code", "details", "message"]);
+  expect(body.error.code).toBe(code);
+  expect(body.error.message).toEqual(expect.any(String));
+  expect(body.error.message.length).toBeGreaterThan(0);
+  expect(Array.isArray(body.error.details)).toBe(true);
+  if (field) expect(body.error.details.map((d) => d.field)).toContain(field);
 }
