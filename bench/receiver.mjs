@@ -1,7 +1,8 @@
 // A real webhook receiver (Node http) used by the tests and the benchmarks.
 // POST /hooks/<mailbox> records the request and answers as that mailbox is scripted:
 //   PUT    /_control/<mailbox>  {"responses": [{status, headers, body, delayMs, reset}], "default": {...}}
-//   GET    /_control/<mailbox>  -> {"requests": [{headers, body, receivedAt}]}
+//   GET    /_control/<mailbox>  -> {"count", "maxInFlight", "requests": [{headers, body, receivedAt}]}
+//          maxInFlight: the most requests the mailbox held unanswered at once
 //   DELETE /_control/<mailbox>  forgets the mailbox
 //   PUT    /_control/<mailbox>  {"chaos": {seed, fail, timeout, reset, throttle, timeoutDelayMs, retryAfter, calmAfter}}
 //          answers each request by a hash of (seed, webhook-id, how many requests of that webhook-id came
@@ -30,7 +31,7 @@ const DNS = {
 export async function startReceiver({ port = 0, host = "127.0.0.1", keepBodies = true } = {}) {
   const mailboxes = new Map();
   const box = (name) => {
-    if (!mailboxes.has(name)) mailboxes.set(name, { requests: [], script: [], fallback: { status: 200 }, chaos: null, seen: new Map(), count: 0 });
+    if (!mailboxes.has(name)) mailboxes.set(name, { requests: [], script: [], fallback: { status: 200 }, chaos: null, seen: new Map(), count: 0, inFlight: 0, maxInFlight: 0 });
     return mailboxes.get(name);
   };
   const server = http.createServer((req, res) => {
@@ -64,6 +65,8 @@ export async function startReceiver({ port = 0, host = "127.0.0.1", keepBodies =
       else if (mailbox.chaos) [label, answer] = chaosAnswer(mailbox, String(req.headers["webhook-id"] ?? ""));
       if (keepBodies) mailbox.requests.push({ headers: req.headers, body, receivedAt: Date.now(), ...(label ? { chaos: label } : {}) });
       if (answer.reset) return req.socket.destroy();
+      mailbox.maxInFlight = Math.max(mailbox.maxInFlight, ++mailbox.inFlight);
+      res.on("close", () => mailbox.inFlight--);
       setTimeout(() => send(res, answer), answer.delayMs ?? 0);
     });
   });
@@ -80,7 +83,7 @@ export async function startReceiver({ port = 0, host = "127.0.0.1", keepBodies =
       mailboxes.delete(name);
       return send(res, { status: 204 });
     }
-    return send(res, { status: 200, body: JSON.stringify({ count: mailbox.count, requests: mailbox.requests }) });
+    return send(res, { status: 200, body: JSON.stringify({ count: mailbox.count, maxInFlight: mailbox.maxInFlight, requests: mailbox.requests }) });
   };
   server.keepAliveTimeout = 30_000;
   await new Promise((resolve) => server.listen(port, host, resolve));

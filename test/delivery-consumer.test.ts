@@ -203,6 +203,28 @@ describe("delivery consumer", () => {
     expect(await delivery(d.id)).toMatchObject({ status: "failed", attempt_count: 8, next_attempt_at: null });
   });
 
+  it("a run makes at most 16 attempts at once and still makes them all", async () => {
+    const first = await pendingDelivery();
+    await scriptMailbox(first.box, { default: { status: 200, delayMs: 150 } });
+    const ids = [first.id];
+    for (let i = 1; i < 40; i++) {
+      const id = `${first.id}-${i}`;
+      await env.DB.prepare(
+        `insert into deliveries (id, org_id, webhook_id, event_type, payload, status, attempt_count, cycle_start, next_attempt_at, created_at, updated_at)
+         select ?, org_id, webhook_id, event_type, payload, status, attempt_count, cycle_start, next_attempt_at, created_at, updated_at from deliveries where id = ?`,
+      )
+        .bind(id, first.id)
+        .run();
+      ids.push(id);
+    }
+    await consume(ids.map((id) => ({ id, attempt: 0 })));
+    const box = await mailbox(first.box);
+    expect(box.count).toBe(40);
+    expect(box.maxInFlight).toBeGreaterThan(1);
+    expect(box.maxInFlight).toBeLessThanOrEqual(16);
+    expect(await countRows("deliveries", "id like ? and status = 'delivered'", `${first.id}%`)).toBe(40);
+  });
+
   it("a duplicate message for a delivered delivery sends nothing", async () => {
     const d = await pendingDelivery();
     await consume([{ id: d.id, attempt: 0 }]);

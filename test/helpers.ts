@@ -55,7 +55,7 @@ export const receiverUrl = () => inject("receiverUrl");
 
 export async function mailbox(name: string) {
   const res = await fetch(`${receiverUrl()}/_control/${name}`);
-  return (await res.json()) as { count: number; requests: { headers: Record<string, string>; body: string; receivedAt: number }[] };
+  return (await res.json()) as { count: number; maxInFlight: number; requests: { headers: Record<string, string>; body: string; receivedAt: number }[] };
 }
 
 export async function scriptMailbox(name: string, spec: { responses?: unknown[]; default?: unknown }) {
