@@ -21,15 +21,14 @@ export async function sendAttempt(
   attemptedAt: number,
 ): Promise<AttemptResult> {
   const started = Date.now();
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  const signal = AbortSignal.timeout(timeoutMs);
   try {
     const res = await fetch(url, {
       method: "POST",
       body,
       headers: { "Content-Type": "application/json", "User-Agent": USER_AGENT, ...headers },
       redirect: "manual",
-      signal: controller.signal,
+      signal,
     });
     const responseBody = await readExcerpt(res);
     const error = res.status >= 300 && res.status < 400 ? `redirect to ${res.headers.get("location") ?? "?"} not followed` : null;
@@ -42,7 +41,7 @@ export async function sendAttempt(
       outcome: classify(res.status, error, res.headers.get("retry-after"), false),
     };
   } catch (err) {
-    const timedOut = controller.signal.aborted;
+    const timedOut = signal.aborted;
     const error = timedOut ? `timed out after ${timeoutMs} ms` : `connection failed: ${errorMessage(err)}`;
     return {
       attemptedAt,
@@ -52,14 +51,15 @@ export async function sendAttempt(
       responseBody: null,
       outcome: classify(null, error, null, timedOut),
     };
-  } finally {
-    clearTimeout(timer);
   }
 }
 
 /** The first 2 KiB of the response, read without buffering the rest. */
 async function readExcerpt(res: Response): Promise<string | null> {
   if (!res.body) return null;
+  // A short body of known length (most receivers answer a few bytes) is read in one go.
+  const length = Number(res.headers.get("content-length") ?? NaN);
+  if (length <= RESPONSE_EXCERPT_BYTES) return res.text();
   const reader = res.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
