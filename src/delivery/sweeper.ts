@@ -5,7 +5,7 @@ import { now } from "../domain/clock";
 import { database } from "../db/client";
 import { attempts, auditEntries, deliveries, relayedEvents } from "../db/schema";
 import { config, type Env } from "../env";
-import { fanOutEntries } from "../ingest/record";
+import { fanOutEntries, fanOutEntry } from "../ingest/record";
 import { enqueueDeliveries } from "./enqueue";
 
 /** A pending delivery this overdue has lost its queue message (or its worker). */
@@ -25,7 +25,7 @@ export async function sweep(env: Env): Promise<{ requeued: number; fannedOut: nu
     .from(auditEntries)
     .where(and(eq(auditEntries.fannedOut, false), lt(auditEntries.recordedAt, at - OVERDUE_MS)))
     .limit(100);
-  await fanOutEntries(env, db, stranded);
+  await fanOutEntries(env, db, stranded.map(fanOutEntry));
 
   const overdue = await db
     .select({ id: deliveries.id, attempt: deliveries.attemptCount })

@@ -2,7 +2,7 @@
 // consumer, by ingest itself when the queue refuses a message, and by the sweeper.
 import { and, eq, inArray, sql } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
-import { auditData, auditFields } from "../domain/audit";
+import { auditData, auditFields, type StoredAuditEntry } from "../domain/audit";
 import { isoMicro, now } from "../domain/clock";
 import { sha256 } from "../domain/crypto";
 import { base32 } from "../domain/ids";
@@ -37,10 +37,18 @@ export async function recordEvents(env: Env, messages: readonly IngestMessage[])
   // A replayed event changes nothing, not even the names of its project and environment.
   const fresh = await unrecorded(db, audited, auditEntries);
   const relayed = await relayWrites(db, await unrecorded(db, messages.filter(isRelayedFlagEvent), relayedEvents), recordedAt);
-  const writes: BatchItem<"sqlite">[] = [...upsertScopes(db, [...fresh, ...relayed.fresh], recordedAt), ...relayed.writes];
-  for (const m of fresh) writes.push(insertAuditEntry(db, m, recordedAt));
-  await runBatch(db, writes);
-  await fanOut(env, db, audited);
+  const upserts = upsertScopes(db, [...fresh, ...relayed.fresh], recordedAt);
+  const inserts = insertAuditEntries(db, fresh, recordedAt);
+  const results = await runBatch(db, [...upserts, ...inserts, ...relayed.writes]);
+  // The entries just inserted come back from the insert; a replayed event's entry is looked up in
+  // case a crash left it without deliveries.
+  const events = new Map(fresh.map((m) => [`${m.orgId}:${m.eventId}`, m.event]));
+  const inserted = results
+    .slice(upserts.length, upserts.length + inserts.length)
+    .flatMap((rows) => rows as Omit<FanOutEntry, "event">[])
+    .map((row) => ({ ...row, event: events.get(`${row.orgId}:${row.eventId}`)! }));
+  const replayed = audited.filter((m) => !events.has(`${m.orgId}:${m.eventId}`));
+  await fanOutEntries(env, db, [...inserted, ...(await notFannedOut(db, replayed))]);
   await enqueueDeliveries(env, relayed.queued.map((id) => ({ id, attempt: 0 })));
 }
 
@@ -84,7 +92,41 @@ function upsertScopes(db: Db, messages: readonly IngestMessage[], at: number): B
   ];
 }
 
-function insertAuditEntry(db: Db, m: IngestMessage, recordedAt: number) {
+/** What fan-out needs of an audit entry: its stored fields and the event it records. */
+export type FanOutEntry = StoredAuditEntry & { eventId: string; event: ChangeEvent };
+
+const fanOutColumns = {
+  id: auditEntries.id,
+  orgId: auditEntries.orgId,
+  eventId: auditEntries.eventId,
+  createdDate: auditEntries.createdDate,
+  log: auditEntries.log,
+  author: auditEntries.author,
+  projectId: auditEntries.projectId,
+  projectName: auditEntries.projectName,
+  environmentId: auditEntries.environmentId,
+  environmentName: auditEntries.environmentName,
+  relatedObjectId: auditEntries.relatedObjectId,
+  relatedObjectType: auditEntries.relatedObjectType,
+  relatedObjectUuid: auditEntries.relatedObjectUuid,
+  isSystemEvent: auditEntries.isSystemEvent,
+};
+
+/** A stored entry as fan-out takes it (the sweeper's stranded entries). */
+export const fanOutEntry = (row: AuditEntryRow): FanOutEntry => ({ ...row, event: JSON.parse(row.event) as ChangeEvent });
+
+/** Multi-row inserts, 4 rows (84 bound parameters) a statement, each answering the rows it inserted. */
+function insertAuditEntries(db: Db, messages: readonly IngestMessage[], recordedAt: number) {
+  return chunk(messages, 4).map((part) =>
+    db
+      .insert(auditEntries)
+      .values(part.map((m) => auditEntryRow(m, recordedAt)))
+      .onConflictDoNothing()
+      .returning(fanOutColumns),
+  );
+}
+
+function auditEntryRow(m: IngestMessage, recordedAt: number) {
   const fields = auditFields(m.orgId, m.event, m.event.occurred_at ?? isoMicro(m.receivedAt));
   // Names the event left out come from what earlier events said about the project/environment.
   const projectName =
@@ -97,40 +139,36 @@ function insertAuditEntry(db: Db, m: IngestMessage, recordedAt: number) {
     (fields.environmentId == null
       ? null
       : sql`(select name from environments where org_id = ${m.orgId} and id = ${fields.environmentId})`);
-  return db
-    .insert(auditEntries)
-    .values({
-      ...fields,
-      projectName,
-      environmentName,
-      eventId: m.eventId,
-      event: JSON.stringify(m.event),
-      receivedAt: m.receivedAt,
-      recordedAt,
-    })
-    .onConflictDoNothing();
+  return {
+    ...fields,
+    projectName,
+    environmentName,
+    eventId: m.eventId,
+    event: JSON.stringify(m.event),
+    receivedAt: m.receivedAt,
+    recordedAt,
+  };
 }
 
-/** Creates the deliveries of every entry of these events that is not yet fanned out, then queues them. */
-async function fanOut(env: Env, db: Db, messages: readonly IngestMessage[]): Promise<void> {
+/** The entries of these (already recorded) events that have no deliveries yet. */
+async function notFannedOut(db: Db, messages: readonly IngestMessage[]): Promise<FanOutEntry[]> {
   const byOrg = new Map<number, string[]>();
   for (const m of messages) byOrg.set(m.orgId, [...(byOrg.get(m.orgId) ?? []), m.eventId]);
-  const entries: AuditEntryRow[] = [];
+  const entries: FanOutEntry[] = [];
   for (const [orgId, ids] of byOrg) {
     for (const part of chunk(ids, 90)) {
-      entries.push(
-        ...(await db
-          .select()
-          .from(auditEntries)
-          .where(and(eq(auditEntries.orgId, orgId), inArray(auditEntries.eventId, part), eq(auditEntries.fannedOut, false)))),
-      );
+      const rows = await db
+        .select()
+        .from(auditEntries)
+        .where(and(eq(auditEntries.orgId, orgId), inArray(auditEntries.eventId, part), eq(auditEntries.fannedOut, false)));
+      entries.push(...rows.map(fanOutEntry));
     }
   }
-  await fanOutEntries(env, db, entries);
+  return entries;
 }
 
 /** Also called by the sweeper for entries a crash left without deliveries. */
-export async function fanOutEntries(env: Env, db: Db, entries: readonly AuditEntryRow[]): Promise<void> {
+export async function fanOutEntries(env: Env, db: Db, entries: readonly FanOutEntry[]): Promise<void> {
   if (!entries.length) return;
   const orgIds = [...new Set(entries.map((e) => e.orgId))];
   const hooks = await enabledWebhooks(db, orgIds);
@@ -152,9 +190,8 @@ export async function fanOutEntries(env: Env, db: Db, entries: readonly AuditEnt
   const queued: string[] = [];
   for (const entry of entries) {
     const subscribers = hooks.filter((h) => h.orgId === entry.orgId);
-    const event = JSON.parse(entry.event) as ChangeEvent;
     const planned = planDeliveries({
-      event,
+      event: entry.event,
       auditData: auditData(entry),
       timestamp: entry.createdDate,
       webhooks: subscribers,
