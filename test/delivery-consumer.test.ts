@@ -225,6 +225,14 @@ describe("delivery consumer", () => {
     expect(await countRows("deliveries", "id like ? and status = 'delivered'", `${first.id}%`)).toBe(40);
   });
 
+  it("a stale copy in the same batch as the current message does not hide it", async () => {
+    const d = await pendingDelivery({ attemptCount: 1 });
+    const result = await consume([{ id: d.id, attempt: 1 }, { id: d.id, attempt: 0 }]);
+    expect(result.ackAll).toBe(true);
+    expect((await mailbox(d.box)).count).toBe(1);
+    expect(await delivery(d.id)).toMatchObject({ status: "delivered", attempt_count: 2 });
+  });
+
   it("a duplicate message for a delivered delivery sends nothing", async () => {
     const d = await pendingDelivery();
     await consume([{ id: d.id, attempt: 0 }]);

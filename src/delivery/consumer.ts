@@ -1,9 +1,9 @@
 // The delivery queue consumer: claim, sign, POST, record the attempt, schedule what comes next.
-import { and, eq, inArray, sql } from "drizzle-orm";
-import type { BatchItem } from "drizzle-orm/batch";
+import { and, eq, sql, type Column } from "drizzle-orm";
 import { now } from "../domain/clock";
 import { nextDelaySeconds } from "../domain/retry";
-import { chunk, database, runBatch, type Db } from "../db/client";
+import { inJson, insertRows } from "../db/bulk";
+import { database, runBatch, type Db, type Statement } from "../db/client";
 import { attempts, deliveries, webhooks, type DeliveryRow, type WebhookRow } from "../db/schema";
 import { config, type Env } from "../env";
 import { recordSystemEvent } from "../ingest/accept";
@@ -24,6 +24,11 @@ export interface DeliveryMessage {
   deliveries: DeliveryRef[];
 }
 
+/** The attempt columns written, in the order of the rows `settle` builds. */
+const attemptColumns: Column[] = [
+  attempts.deliveryId, attempts.number, attempts.attemptedAt, attempts.statusCode, attempts.durationMs, attempts.error, attempts.responseBody,
+];
+
 /** What the log says of an attempt that was claimed (and perhaps sent) but whose result was never stored. */
 /**
  * Attempts a consumer run makes at once. Production Workers hold at most 6 connections open per
@@ -39,29 +44,25 @@ export async function processDeliveries(env: Env, refs: readonly DeliveryRef[]):
   const db = database(env.DB);
   const cfg = config(env);
   const ids = [...new Set(refs.map((m) => m.id))];
-  const rows: { delivery: DeliveryRow; webhook: WebhookRow | null }[] = [];
-  for (const part of chunk(ids, 90)) {
-    rows.push(
-      ...(await db
-        .select({ delivery: deliveries, webhook: webhooks })
-        .from(deliveries)
-        .leftJoin(webhooks, eq(webhooks.id, deliveries.webhookId))
-        .where(inArray(deliveries.id, part))),
-    );
-  }
+  const rows = await db
+    .select({ delivery: deliveries, webhook: webhooks })
+    .from(deliveries)
+    .leftJoin(webhooks, eq(webhooks.id, deliveries.webhookId))
+    .where(inJson(deliveries.id, ids));
   const at = now();
-  const expected = new Map(refs.map((m) => [m.id, m.attempt]));
-  const due = rows.filter(({ delivery }) => delivery.status === "pending" && delivery.attemptCount === expected.get(delivery.id));
+  // A batch may hold a stale copy of a message beside the current one for the same delivery: the
+  // delivery is due if any of them names its current attempt.
+  const expected = new Set(refs.map((m) => `${m.id}:${m.attempt}`));
+  const due = rows.filter(({ delivery }) => delivery.status === "pending" && expected.has(`${delivery.id}:${delivery.attemptCount}`));
   if (!due.length) return;
 
   const disabled = due.filter(({ webhook }) => !webhook?.enabled);
   const live = due.filter(({ webhook }) => webhook?.enabled);
   // Claim: only the message whose attempt number still matches may send; duplicates find 0 rows.
-  // One statement per attempt number (nearly always one: first attempts) and 90 ids.
-  const claims: ReturnType<typeof claim>[] = [];
-  for (const [attemptCount, group] of groupBy(live, ({ delivery }) => delivery.attemptCount)) {
-    for (const part of chunk(group, 90)) claims.push(claim(db, part.map(({ delivery }) => delivery.id), attemptCount, at, cfg.deliveryTimeoutMs));
-  }
+  // One statement per attempt number (nearly always one: first attempts).
+  const claims = [...groupBy(live, ({ delivery }) => delivery.attemptCount)].map(([attemptCount, group]) =>
+    claim(db, group.map(({ delivery }) => delivery.id), attemptCount, at, cfg.deliveryTimeoutMs),
+  );
   const failDisabled = disabled.map(({ delivery, webhook }) =>
     db
       .update(deliveries)
@@ -71,7 +72,7 @@ export async function processDeliveries(env: Env, refs: readonly DeliveryRef[]):
   const claimed = new Set(
     (await runBatch(db, [...claims, ...failDisabled]))
       .slice(0, claims.length)
-      .flatMap((r) => (r as { id: string }[]).map((x) => x.id)),
+      .flatMap((rows) => rows.map((row) => row.id as string)),
   );
   const work = live.filter(({ delivery }) => claimed.has(delivery.id));
   const results = await inLanes(work, ({ delivery, webhook }) => attempt(env, delivery, webhook!, at));
@@ -82,7 +83,7 @@ function claim(db: Db, ids: string[], attemptCount: number, at: number, timeoutM
   return db
     .update(deliveries)
     .set({ attemptCount: sql`${deliveries.attemptCount} + 1`, nextAttemptAt: at + leaseMs(timeoutMs), updatedAt: at })
-    .where(and(inArray(deliveries.id, ids), eq(deliveries.status, "pending"), eq(deliveries.attemptCount, attemptCount)))
+    .where(and(inJson(deliveries.id, ids), eq(deliveries.status, "pending"), eq(deliveries.attemptCount, attemptCount)))
     .returning({ id: deliveries.id });
 }
 
@@ -135,10 +136,10 @@ interface Settled {
 export async function settle(env: Env, db: Db, done: readonly Settled[]): Promise<void> {
   if (!done.length) return;
   const cfg = config(env);
-  const writes: BatchItem<"sqlite">[] = [];
+  const writes: Statement[] = [];
   const retries: (DeliveryRef & { delaySeconds: number })[] = [];
   const health = new Map<string, { webhook: WebhookRow; ok: boolean; gone: boolean; failedAt: number }>();
-  const attemptRows: (typeof attempts.$inferInsert)[] = [];
+  const attemptRows: unknown[][] = [];
   const delivered: { id: string; number: number; statusCode: number }[] = [];
 
   for (const { delivery, webhook, result } of done) {
@@ -146,17 +147,9 @@ export async function settle(env: Env, db: Db, done: readonly Settled[]): Promis
     // An attempt claimed but never recorded (its worker died, or D1 failed, after the claim) stays in
     // the log as such; when the previous attempt is stored, this insert is a no-op.
     if (delivery.attemptCount > 0) {
-      attemptRows.push({ deliveryId: delivery.id, number: delivery.attemptCount, attemptedAt: delivery.updatedAt, durationMs: 0, error: LOST_ATTEMPT });
+      attemptRows.push([delivery.id, delivery.attemptCount, delivery.updatedAt, null, 0, LOST_ATTEMPT, null]);
     }
-    attemptRows.push({
-      deliveryId: delivery.id,
-      number,
-      attemptedAt: result.attemptedAt,
-      statusCode: result.statusCode,
-      durationMs: result.durationMs,
-      error: result.error,
-      responseBody: result.responseBody,
-    });
+    attemptRows.push([delivery.id, number, result.attemptedAt, result.statusCode, result.durationMs, result.error, result.responseBody]);
     const { outcome } = result;
     const h = health.get(webhook.id) ?? { webhook, ok: false, gone: false, failedAt: result.attemptedAt };
     h.ok ||= outcome.kind === "delivered";
@@ -186,20 +179,17 @@ export async function settle(env: Env, db: Db, done: readonly Settled[]): Promis
         .where(and(eq(deliveries.id, delivery.id), eq(deliveries.attemptCount, number))),
     );
   }
-  // The common case, written a statement per (attempt number, status code) and 90 deliveries.
+  // The common case, written a statement per (attempt number, status code).
   for (const group of groupBy(delivered, (d) => `${d.number}:${d.statusCode}`).values()) {
     const { number, statusCode } = group[0];
-    for (const part of chunk(group, 90)) {
-      writes.push(
-        db
-          .update(deliveries)
-          .set({ status: "delivered", attemptCount: number, lastStatusCode: statusCode, lastError: null, nextAttemptAt: null, updatedAt: now() })
-          .where(and(inArray(deliveries.id, part.map((d) => d.id)), eq(deliveries.attemptCount, number))),
-      );
-    }
+    writes.push(
+      db
+        .update(deliveries)
+        .set({ status: "delivered", attemptCount: number, lastStatusCode: statusCode, lastError: null, nextAttemptAt: null, updatedAt: now() })
+        .where(and(inJson(deliveries.id, group.map((d) => d.id)), eq(deliveries.attemptCount, number))),
+    );
   }
-  // Eight columns a row against D1's 100 bound parameters.
-  for (const part of chunk(attemptRows, 12)) writes.unshift(db.insert(attempts).values(part).onConflictDoNothing());
+  writes.unshift(...insertRows(attempts, attemptColumns, attemptRows));
 
   const disabledNow: { webhook: WebhookRow; reason: string }[] = [];
   for (const { webhook, ok, gone, failedAt } of health.values()) {

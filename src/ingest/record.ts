@@ -1,7 +1,6 @@
 // Turns accepted change events into audit entries and deliveries. Used by the ingest queue
 // consumer, by ingest itself when the queue refuses a message, and by the sweeper.
-import { and, eq, inArray, sql } from "drizzle-orm";
-import type { BatchItem } from "drizzle-orm/batch";
+import { and, eq, inArray, sql, type Column } from "drizzle-orm";
 import { auditData, auditFields, type StoredAuditEntry } from "../domain/audit";
 import { isoMicro, now } from "../domain/clock";
 import { sha256 } from "../domain/crypto";
@@ -9,7 +8,8 @@ import { base32 } from "../domain/ids";
 import type { ChangeEvent } from "../domain/event";
 import { planDeliveries, planRelayed, type PlannedDelivery, type Subscriber } from "../domain/fanout";
 import type { WebhookEventType } from "../domain/payload";
-import { chunk, database, runBatch, type Db } from "../db/client";
+import { inJson, insertRows } from "../db/bulk";
+import { database, runBatch, type Db, type Statement } from "../db/client";
 import { auditEntries, deliveries, environments, projects, relayedEvents, webhooks, type AuditEntryRow } from "../db/schema";
 import { enqueueDeliveries } from "../delivery/enqueue";
 import type { Env } from "../env";
@@ -45,14 +45,14 @@ export async function recordEvents(env: Env, messages: readonly IngestMessage[])
   const events = new Map(fresh.map((m) => [`${m.orgId}:${m.eventId}`, m.event]));
   const inserted = results
     .slice(upserts.length, upserts.length + inserts.length)
-    .flatMap((rows) => rows as Omit<FanOutEntry, "event">[])
-    .map((row) => ({ ...row, event: events.get(`${row.orgId}:${row.eventId}`)! }));
+    .flat()
+    .map((row) => returnedEntry(row, events.get(`${row.org_id}:${row.event_id}`)!));
   const replayed = audited.filter((m) => !events.has(`${m.orgId}:${m.eventId}`));
   await fanOutEntries(env, db, [...inserted, ...(await notFannedOut(db, replayed))]);
   await enqueueDeliveries(env, relayed.queued.map((id) => ({ id, attempt: 0 })));
 }
 
-function upsertScopes(db: Db, messages: readonly IngestMessage[], at: number): BatchItem<"sqlite">[] {
+function upsertScopes(db: Db, messages: readonly IngestMessage[], at: number): Statement[] {
   const projectRows = new Map<string, typeof projects.$inferInsert>();
   const environmentRows = new Map<string, typeof environments.$inferInsert>();
   for (const { orgId, event } of messages) {
@@ -115,39 +115,44 @@ const fanOutColumns = {
 /** A stored entry as fan-out takes it (the sweeper's stranded entries). */
 export const fanOutEntry = (row: AuditEntryRow): FanOutEntry => ({ ...row, event: JSON.parse(row.event) as ChangeEvent });
 
-/** Multi-row inserts, 4 rows (84 bound parameters) a statement, each answering the rows it inserted. */
+/** The audit columns an insert writes, in the order of `auditEntryRow`. */
+const auditInsertColumns: Column[] = [
+  auditEntries.orgId, auditEntries.eventId, auditEntries.type, auditEntries.createdDate, auditEntries.log,
+  auditEntries.searchText, auditEntries.authorId, auditEntries.authorEmail, auditEntries.author, auditEntries.apiKeyName,
+  auditEntries.projectId, auditEntries.projectName, auditEntries.environmentId, auditEntries.environmentName,
+  auditEntries.relatedObjectId, auditEntries.relatedObjectType, auditEntries.relatedObjectUuid, auditEntries.isSystemEvent,
+  auditEntries.event, auditEntries.receivedAt, auditEntries.recordedAt,
+];
+const at = (column: Column) => auditInsertColumns.indexOf(column);
+
+/** Names the event left out come from what earlier events said about the project/environment. */
+const auditNameLookups = {
+  project_name: `coalesce(value ->> ${at(auditEntries.projectName)}, (select name from projects where org_id = value ->> ${at(auditEntries.orgId)} and id = value ->> ${at(auditEntries.projectId)}))`,
+  environment_name: `coalesce(value ->> ${at(auditEntries.environmentName)}, (select name from environments where org_id = value ->> ${at(auditEntries.orgId)} and id = value ->> ${at(auditEntries.environmentId)}))`,
+};
+
+/** Inserts the entries; each statement answers the rows it inserted (fan-out's columns). */
 function insertAuditEntries(db: Db, messages: readonly IngestMessage[], recordedAt: number) {
-  return chunk(messages, 4).map((part) =>
-    db
-      .insert(auditEntries)
-      .values(part.map((m) => auditEntryRow(m, recordedAt)))
-      .onConflictDoNothing()
-      .returning(fanOutColumns),
-  );
+  const rows = messages.map((m) => auditEntryRow(m, recordedAt));
+  return insertRows(auditEntries, auditInsertColumns, rows, {
+    expressions: auditNameLookups,
+    returning: Object.values(fanOutColumns),
+  });
 }
 
-function auditEntryRow(m: IngestMessage, recordedAt: number) {
-  const fields = auditFields(m.orgId, m.event, m.event.occurred_at ?? isoMicro(m.receivedAt));
-  // Names the event left out come from what earlier events said about the project/environment.
-  const projectName =
-    fields.projectName ??
-    (fields.projectId == null
-      ? null
-      : sql`(select name from projects where org_id = ${m.orgId} and id = ${fields.projectId})`);
-  const environmentName =
-    fields.environmentName ??
-    (fields.environmentId == null
-      ? null
-      : sql`(select name from environments where org_id = ${m.orgId} and id = ${fields.environmentId})`);
-  return {
-    ...fields,
-    projectName,
-    environmentName,
-    eventId: m.eventId,
-    event: JSON.stringify(m.event),
-    receivedAt: m.receivedAt,
-    recordedAt,
-  };
+function auditEntryRow(m: IngestMessage, recordedAt: number): unknown[] {
+  const f = auditFields(m.orgId, m.event, m.event.occurred_at ?? isoMicro(m.receivedAt));
+  return [
+    f.orgId, m.eventId, f.type, f.createdDate, f.log, f.searchText, f.authorId, f.authorEmail, f.author, f.apiKeyName,
+    f.projectId, f.projectName, f.environmentId, f.environmentName, f.relatedObjectId, f.relatedObjectType,
+    f.relatedObjectUuid, f.isSystemEvent ? 1 : 0, JSON.stringify(m.event), m.receivedAt, recordedAt,
+  ];
+}
+
+/** An inserted row as the insert's RETURNING gives it (column names, 0/1 for booleans). */
+function returnedEntry(row: Record<string, unknown>, event: ChangeEvent): FanOutEntry {
+  const entry = Object.fromEntries(Object.entries(fanOutColumns).map(([key, column]) => [key, row[column.name]]));
+  return { ...(entry as Omit<FanOutEntry, "event">), isSystemEvent: Boolean(entry.isSystemEvent), event };
 }
 
 /** The entries of these (already recorded) events that have no deliveries yet. */
@@ -156,13 +161,11 @@ async function notFannedOut(db: Db, messages: readonly IngestMessage[]): Promise
   for (const m of messages) byOrg.set(m.orgId, [...(byOrg.get(m.orgId) ?? []), m.eventId]);
   const entries: FanOutEntry[] = [];
   for (const [orgId, ids] of byOrg) {
-    for (const part of chunk(ids, 90)) {
-      const rows = await db
-        .select()
-        .from(auditEntries)
-        .where(and(eq(auditEntries.orgId, orgId), inArray(auditEntries.eventId, part), eq(auditEntries.fannedOut, false)));
-      entries.push(...rows.map(fanOutEntry));
-    }
+    const rows = await db
+      .select()
+      .from(auditEntries)
+      .where(and(eq(auditEntries.orgId, orgId), inJson(auditEntries.eventId, ids), eq(auditEntries.fannedOut, false)));
+    entries.push(...rows.map(fanOutEntry));
   }
   return entries;
 }
@@ -185,8 +188,8 @@ export async function fanOutEntries(env: Env, db: Db, entries: readonly FanOutEn
         )
     : [];
   const at = now();
-  const writes: BatchItem<"sqlite">[] = [];
-  const rows: (typeof deliveries.$inferInsert)[] = [];
+  const writes: Statement[] = [];
+  const rows: unknown[][] = [];
   const queued: string[] = [];
   for (const entry of entries) {
     const subscribers = hooks.filter((h) => h.orgId === entry.orgId);
@@ -205,9 +208,7 @@ export async function fanOutEntries(env: Env, db: Db, entries: readonly FanOutEn
     }
   }
   writes.push(...insertDeliveries(db, rows));
-  for (const part of chunk(entries, 90)) {
-    writes.push(db.update(auditEntries).set({ fannedOut: true }).where(inArray(auditEntries.id, part.map((e) => e.id))));
-  }
+  writes.push(db.update(auditEntries).set({ fannedOut: true }).where(inJson(auditEntries.id, entries.map((e) => e.id))));
   await runBatch(db, writes);
   await enqueueDeliveries(env, queued.map((id) => ({ id, attempt: 0 })));
 }
@@ -226,17 +227,21 @@ async function enabledWebhooks(db: Db, orgIds: number[]): Promise<(Subscriber & 
   return hooks.map((h) => ({ ...h, eventTypes: h.eventTypes ? (JSON.parse(h.eventTypes) as WebhookEventType[]) : null }));
 }
 
+const deliveryInsertColumns: Column[] = [
+  deliveries.id, deliveries.orgId, deliveries.auditEntryId, deliveries.eventId, deliveries.webhookId, deliveries.eventType,
+  deliveries.payload, deliveries.status, deliveries.nextAttemptAt, deliveries.createdAt, deliveries.updatedAt,
+];
+
 function deliveryRow(
   origin: { id: string; orgId: number; auditEntryId: number | null; eventId: string },
   p: PlannedDelivery,
   at: number,
-): typeof deliveries.$inferInsert {
-  return { ...origin, webhookId: p.webhookId, eventType: p.eventType, payload: p.payload, status: "pending", nextAttemptAt: at, createdAt: at, updatedAt: at };
+): unknown[] {
+  return [origin.id, origin.orgId, origin.auditEntryId, origin.eventId, p.webhookId, p.eventType, p.payload, "pending", at, at, at];
 }
 
-/** Multi-row inserts: 13 bound parameters a row against D1's 100 a statement. */
-function insertDeliveries(db: Db, rows: readonly (typeof deliveries.$inferInsert)[]): BatchItem<"sqlite">[] {
-  return chunk(rows, 7).map((part) => db.insert(deliveries).values(part).onConflictDoNothing());
+function insertDeliveries(db: Db, rows: readonly unknown[][]): Statement[] {
+  return insertRows(deliveries, deliveryInsertColumns, rows);
 }
 
 /**
@@ -244,9 +249,9 @@ function insertDeliveries(db: Db, rows: readonly (typeof deliveries.$inferInsert
  * written in the recorder's one batch: either both land or neither, so nothing needs recovering.
  */
 async function relayWrites(db: Db, fresh: readonly IngestMessage[], at: number) {
-  const writes: BatchItem<"sqlite">[] = [];
+  const writes: Statement[] = [];
   const queued: string[] = [];
-  const rows: (typeof deliveries.$inferInsert)[] = [];
+  const rows: unknown[][] = [];
   if (!fresh.length) return { fresh, writes, queued };
   const hooks = await enabledWebhooks(db, [...new Set(fresh.map((m) => m.orgId))]);
   for (const m of fresh) {
@@ -276,7 +281,7 @@ async function relayWrites(db: Db, fresh: readonly IngestMessage[], at: number) 
   return { fresh, writes, queued };
 }
 
-/** The messages whose event id `table` does not hold yet (one read per organisation and 90 ids). */
+/** The messages whose event id `table` does not hold yet (one read per organisation). */
 async function unrecorded(
   db: Db,
   messages: readonly IngestMessage[],
@@ -285,13 +290,11 @@ async function unrecorded(
   const fresh = new Map(messages.map((m) => [`${m.orgId}:${m.eventId}`, m]));
   for (const orgId of new Set(messages.map((m) => m.orgId))) {
     const ids = [...new Set(messages.filter((m) => m.orgId === orgId).map((m) => m.eventId))];
-    for (const part of chunk(ids, 90)) {
-      const known = await db
-        .select({ eventId: table.eventId })
-        .from(table)
-        .where(and(eq(table.orgId, orgId), inArray(table.eventId, part)));
-      for (const k of known) fresh.delete(`${orgId}:${k.eventId}`);
-    }
+    const known = await db
+      .select({ eventId: table.eventId })
+      .from(table)
+      .where(and(eq(table.orgId, orgId), inJson(table.eventId, ids)));
+    for (const k of known) fresh.delete(`${orgId}:${k.eventId}`);
   }
   return [...fresh.values()];
 }
