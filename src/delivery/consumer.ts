@@ -31,8 +31,9 @@ const attemptColumns: Column[] = [
 
 /** What the log says of an attempt that was claimed (and perhaps sent) but whose result was never stored. */
 /**
- * Attempts a consumer run makes at once. Production Workers hold at most 6 connections open per
- * invocation anyway; locally, 250 at once cost the runtime a connection each and slowed ingest.
+ * Attempts a consumer run makes at once. On Cloudflare an invocation has at most six connections
+ * waiting for response headers (the rest queue); `wrangler dev` has no such cap, and 250 attempts
+ * at once cost it a connection each and slowed ingest sharing its thread.
  */
 const LANES = 16;
 const LOST_ATTEMPT = "outcome unknown: the worker stopped before recording this attempt";

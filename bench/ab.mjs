@@ -1,0 +1,88 @@
+// A/B of flaghook's ingest between two versions, both up at once under `wrangler dev` (inspector
+// proxy off) and taking turns at 4 s slices of autocannon -c32, so both see the same background
+// noise. Used to decide whether a change helps; `npm run bench` gives the figures of record.
+//   node bench/ab.mjs <revA> <revB> [rounds=4] [--no-webhooks] [--accept-only]
+// A rev is a git revision, or "." for the working tree. Ports: BENCH_PORT_BASE + 61..64, 55.
+import autocannon from "autocannon";
+import { execFileSync } from "node:child_process";
+import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createEnvironmentWebhook, createOrganisation, createOrganisationWebhook, ENVIRONMENT, flagEvent, flaghookVars } from "./lib/flaghook.mjs";
+import { startReceiverThread } from "./lib/receiver-thread.mjs";
+import { cpuDelta, port, ROOT, settle, startWorker } from "./lib/wrangler.mjs";
+
+const args = process.argv.slice(2);
+const [revA, revB, rounds = "4"] = args.filter((a) => !a.startsWith("--"));
+if (!revA || !revB) throw new Error("usage: node bench/ab.mjs <revA> <revB> [rounds] [--no-webhooks] [--accept-only]");
+const webhooks = !args.includes("--no-webhooks") && !args.includes("--accept-only");
+const acceptOnly = args.includes("--accept-only");
+const PARTS = ["src", "migrations", "wrangler.toml", "tsconfig.json", "package.json"];
+
+/** A copy of `rev` (or the working tree) with node_modules linked; answers its wrangler.toml. */
+function checkout(rev, dir) {
+  if (rev === ".") for (const part of PARTS) cpSync(join(ROOT, part), join(dir, part), { recursive: true });
+  else execFileSync("sh", ["-c", `git archive ${rev} ${PARTS.join(" ")} | tar -x -C ${dir}`], { cwd: ROOT });
+  symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
+  let config = join(dir, "wrangler.toml");
+  if (acceptOnly) {
+    let skipping = false;
+    const lines = readFileSync(config, "utf8")
+      .split("\n")
+      .filter((line) => {
+        if (line.startsWith("[")) skipping = line.startsWith("[[queues.consumers]]") || line.startsWith("[triggers]");
+        return !skipping;
+      });
+    writeFileSync((config = join(dir, "accept-only.wrangler.toml")), lines.join("\n"));
+  }
+  return config;
+}
+
+const dirs = [];
+const live = [];
+const receiver = await startReceiverThread({ port: port(55) });
+try {
+  for (const [i, rev] of [revA, revB].entries()) {
+    const dir = mkdtempSync(join(tmpdir(), `flaghook-ab-${i ? "b" : "a"}-`));
+    dirs.push(dir);
+    const config = checkout(rev, dir);
+    const p = port(61 + 2 * i);
+    const worker = await startWorker({ label: `ab-${i ? "b" : "a"}`, config, port: p, inspectorPort: p + 1, d1: "flaghook", proxy: false, readyPath: "/healthz", vars: flaghookVars() });
+    live.push({ name: i ? "B" : "A", rev, worker, org: await createOrganisation(worker.url), rates: [], cpu: [] });
+    const t = live[i];
+    if (webhooks) {
+      const box = (k) => `${t.name}-${k}`;
+      const hooks = [
+        [box("org"), await createOrganisationWebhook(worker.url, t.org, `${receiver.url}/hooks/${box("org")}`)],
+        [box("a"), await createEnvironmentWebhook(worker.url, t.org, ENVIRONMENT.id, `${receiver.url}/hooks/${box("a")}`, "a")],
+        [box("b"), await createEnvironmentWebhook(worker.url, t.org, ENVIRONMENT.id, `${receiver.url}/hooks/${box("b")}`, "b")],
+      ];
+      for (const [mailbox, hook] of hooks) await receiver.setSecret(mailbox, hook.secret);
+    }
+  }
+  const body = JSON.stringify(flagEvent(0));
+  const load = (t, seconds) =>
+    autocannon({ url: `${t.worker.url}/api/v1/events`, method: "POST", headers: { "content-type": "application/json", ...t.org.auth }, body, connections: 32, duration: seconds });
+  for (const t of live) await load(t, 2); // warm up
+  for (let r = 0; r < Number(rounds); r++) {
+    for (const t of r % 2 ? [...live].reverse() : live) {
+      await settle(live.map((x) => x.worker));
+      const cpu0 = t.worker.cpu();
+      const result = await load(t, 4);
+      const cpu = cpuDelta(cpu0, t.worker.cpu());
+      t.rates.push(Math.round(result.requests.total / 4));
+      t.cpu.push((cpu.worker / result.requests.total).toFixed(2));
+      if (result.non2xx || result.errors) console.log(`${t.name}: ${result.non2xx} non-2xx, ${result.errors} errors`);
+    }
+  }
+  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  for (const t of live) {
+    console.log(`${t.name} (${t.rev}): req/s ${t.rates.join(" ")} (mean ${Math.round(mean(t.rates))}); Worker CPU ms/request during the slice ${t.cpu.join(" ")}`);
+  }
+  const [a, b] = live;
+  console.log(`B/A ${(mean(b.rates) / mean(a.rates)).toFixed(3)}; per round ${b.rates.map((x, i) => (x / a.rates[i]).toFixed(2)).join(" ")}`);
+} finally {
+  for (const t of live) await t.worker.stop();
+  await receiver.close();
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+}
