@@ -38,7 +38,7 @@ export async function recordEvents(env: Env, messages: readonly IngestMessage[])
   const fresh = await unrecorded(db, audited, auditEntries);
   const relayed = await relayWrites(db, await unrecorded(db, messages.filter(isRelayedFlagEvent), relayedEvents), recordedAt);
   const upserts = upsertScopes(db, [...fresh, ...relayed.fresh], recordedAt);
-  const inserts = insertAuditEntries(db, fresh, recordedAt);
+  const inserts = insertAuditEntries(fresh, recordedAt);
   const results = await runBatch(db, [...upserts, ...inserts, ...relayed.writes]);
   // The entries just inserted come back from the insert; a replayed event's entry is looked up in
   // case a crash left it without deliveries.
@@ -132,7 +132,7 @@ const auditNameLookups = {
 };
 
 /** Inserts the entries; each statement answers the rows it inserted (fan-out's columns). */
-function insertAuditEntries(db: Db, messages: readonly IngestMessage[], recordedAt: number) {
+function insertAuditEntries(messages: readonly IngestMessage[], recordedAt: number) {
   const rows = messages.map((m) => auditEntryRow(m, recordedAt));
   return insertRows(auditEntries, auditInsertColumns, rows, {
     expressions: auditNameLookups,
@@ -207,7 +207,7 @@ export async function fanOutEntries(env: Env, db: Db, entries: readonly FanOutEn
       rows.push(deliveryRow({ id, orgId: entry.orgId, auditEntryId: entry.id, eventId: entry.eventId }, p, at));
     }
   }
-  writes.push(...insertDeliveries(db, rows));
+  writes.push(...insertDeliveries(rows));
   writes.push(db.update(auditEntries).set({ fannedOut: true }).where(inJson(auditEntries.id, entries.map((e) => e.id))));
   await runBatch(db, writes);
   await enqueueDeliveries(env, queued.map((id) => ({ id, attempt: 0 })));
@@ -240,7 +240,7 @@ function deliveryRow(
   return [origin.id, origin.orgId, origin.auditEntryId, origin.eventId, p.webhookId, p.eventType, p.payload, "pending", at, at, at];
 }
 
-function insertDeliveries(db: Db, rows: readonly unknown[][]): Statement[] {
+function insertDeliveries(rows: readonly unknown[][]): Statement[] {
   return insertRows(deliveries, deliveryInsertColumns, rows);
 }
 
@@ -277,7 +277,7 @@ async function relayWrites(db: Db, fresh: readonly IngestMessage[], at: number) 
       rows.push(deliveryRow({ id, orgId: m.orgId, auditEntryId: null, eventId: m.eventId }, p, at));
     }
   }
-  writes.push(...insertDeliveries(db, rows));
+  writes.push(...insertDeliveries(rows));
   return { fresh, writes, queued };
 }
 
