@@ -24,6 +24,9 @@ const CONCURRENT_BATCHES = 4;
 /**
  * A queue binding the test drives: a message waits out its delaySeconds on the test's clock, and
  * the test hands due messages to worker.queue() itself, duplicating some as at-least-once queues do.
+ * The local queue cannot hand one message to two concurrent consumer runs, nor run on the test's
+ * clock; the consumer, D1 and the receiver are the real ones, and webhooks-e2e and no-loss cover
+ * the real local queues end to end.
  */
 class DrivenQueue<T> {
   private waiting: { body: T; at: number }[] = [];

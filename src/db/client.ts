@@ -17,13 +17,6 @@ export function database(d1: D1Database) {
   return db;
 }
 
-/** D1 allows 100 bound parameters a statement; keep IN lists and multi-row inserts under it. */
-export function chunk<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
-
 /** A statement for `runBatch`: a drizzle query, or SQL such as src/db/bulk.ts builds. */
 export type Statement = { toSQL(): { sql: string; params: unknown[] } } | SQL;
 

@@ -1,6 +1,7 @@
 // The delivery queue consumer: claim, sign, POST, record the attempt, schedule what comes next.
 import { and, eq, sql, type Column } from "drizzle-orm";
 import { now } from "../domain/clock";
+import { groupBy } from "../domain/collections";
 import { nextDelaySeconds } from "../domain/retry";
 import { inJson, insertRows } from "../db/bulk";
 import { database, runBatch, type Db, type Statement } from "../db/client";
@@ -29,13 +30,14 @@ const attemptColumns: Column[] = [
   attempts.deliveryId, attempts.number, attempts.attemptedAt, attempts.statusCode, attempts.durationMs, attempts.error, attempts.responseBody,
 ];
 
-/** What the log says of an attempt that was claimed (and perhaps sent) but whose result was never stored. */
 /**
  * Attempts a consumer run makes at once. On Cloudflare an invocation has at most six connections
  * waiting for response headers (the rest queue); `wrangler dev` has no such cap, and 250 attempts
  * at once cost it a connection each and slowed ingest sharing its thread.
  */
 const LANES = 16;
+
+/** What the log says of an attempt that was claimed (and perhaps sent) but whose result was never stored. */
 const LOST_ATTEMPT = "outcome unknown: the worker stopped before recording this attempt";
 
 /** How long a claimed attempt may take before the sweeper assumes the worker died. */
@@ -100,17 +102,6 @@ async function inLanes<T, R>(items: readonly T[], run: (item: T) => Promise<R>):
   };
   await Promise.all(Array.from({ length: Math.min(LANES, items.length) }, lane));
   return results;
-}
-
-function groupBy<T, K>(items: readonly T[], key: (item: T) => K): Map<K, T[]> {
-  const groups = new Map<K, T[]>();
-  for (const item of items) {
-    const k = key(item);
-    const group = groups.get(k);
-    if (group) group.push(item);
-    else groups.set(k, [item]);
-  }
-  return groups;
 }
 
 /** Signs and sends one attempt; the secret list includes a rotated-out secret during its grace period. */

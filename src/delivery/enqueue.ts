@@ -1,6 +1,6 @@
 // Puts deliveries on the delivery queue. A failed send loses nothing: the row in D1 is the
 // truth, and the sweeper re-enqueues pending deliveries that are overdue.
-import { chunk } from "../db/client";
+import { chunk, groupBy } from "../domain/collections";
 import type { Env } from "../env";
 import type { DeliveryMessage, DeliveryRef } from "./consumer";
 
@@ -15,15 +15,11 @@ export const DELIVERIES_PER_MESSAGE = 25;
  * queue refused them (the sweeper will find them in D1).
  */
 export async function enqueueDeliveries(env: Env, refs: readonly (DeliveryRef & { delaySeconds?: number })[]): Promise<boolean> {
-  const byDelay = new Map<number, DeliveryRef[]>();
-  for (const { id, attempt, delaySeconds = 0 } of refs) {
-    if (delaySeconds > MAX_QUEUE_DELAY_SECONDS) continue;
-    byDelay.set(delaySeconds, [...(byDelay.get(delaySeconds) ?? []), { id, attempt }]);
-  }
+  const sendable = refs.filter((r) => (r.delaySeconds ?? 0) <= MAX_QUEUE_DELAY_SECONDS);
   const messages: MessageSendRequest<DeliveryMessage>[] = [];
-  for (const [delaySeconds, group] of byDelay) {
+  for (const [delaySeconds, group] of groupBy(sendable, (r) => r.delaySeconds ?? 0)) {
     for (const part of chunk(group, DELIVERIES_PER_MESSAGE)) {
-      messages.push({ body: { deliveries: part }, delaySeconds: delaySeconds || undefined });
+      messages.push({ body: { deliveries: part.map(({ id, attempt }) => ({ id, attempt })) }, delaySeconds: delaySeconds || undefined });
     }
   }
   try {

@@ -3,6 +3,7 @@
 import { and, eq, inArray, sql, type Column } from "drizzle-orm";
 import { auditData, auditFields, type StoredAuditEntry } from "../domain/audit";
 import { isoMicro, now } from "../domain/clock";
+import { groupBy } from "../domain/collections";
 import { sha256 } from "../domain/crypto";
 import { base32 } from "../domain/ids";
 import type { ChangeEvent } from "../domain/event";
@@ -123,12 +124,12 @@ const auditInsertColumns: Column[] = [
   auditEntries.relatedObjectId, auditEntries.relatedObjectType, auditEntries.relatedObjectUuid, auditEntries.isSystemEvent,
   auditEntries.event, auditEntries.receivedAt, auditEntries.recordedAt,
 ];
-const at = (column: Column) => auditInsertColumns.indexOf(column);
+const position = (column: Column) => auditInsertColumns.indexOf(column);
 
 /** Names the event left out come from what earlier events said about the project/environment. */
 const auditNameLookups = {
-  project_name: `coalesce(value ->> ${at(auditEntries.projectName)}, (select name from projects where org_id = value ->> ${at(auditEntries.orgId)} and id = value ->> ${at(auditEntries.projectId)}))`,
-  environment_name: `coalesce(value ->> ${at(auditEntries.environmentName)}, (select name from environments where org_id = value ->> ${at(auditEntries.orgId)} and id = value ->> ${at(auditEntries.environmentId)}))`,
+  project_name: `coalesce(value ->> ${position(auditEntries.projectName)}, (select name from projects where org_id = value ->> ${position(auditEntries.orgId)} and id = value ->> ${position(auditEntries.projectId)}))`,
+  environment_name: `coalesce(value ->> ${position(auditEntries.environmentName)}, (select name from environments where org_id = value ->> ${position(auditEntries.orgId)} and id = value ->> ${position(auditEntries.environmentId)}))`,
 };
 
 /** Inserts the entries; each statement answers the rows it inserted (fan-out's columns). */
@@ -157,10 +158,9 @@ function returnedEntry(row: Record<string, unknown>, event: ChangeEvent): FanOut
 
 /** The entries of these (already recorded) events that have no deliveries yet. */
 async function notFannedOut(db: Db, messages: readonly IngestMessage[]): Promise<FanOutEntry[]> {
-  const byOrg = new Map<number, string[]>();
-  for (const m of messages) byOrg.set(m.orgId, [...(byOrg.get(m.orgId) ?? []), m.eventId]);
   const entries: FanOutEntry[] = [];
-  for (const [orgId, ids] of byOrg) {
+  for (const [orgId, group] of groupBy(messages, (m) => m.orgId)) {
+    const ids = group.map((m) => m.eventId);
     const rows = await db
       .select()
       .from(auditEntries)
@@ -288,8 +288,8 @@ async function unrecorded(
   table: typeof auditEntries | typeof relayedEvents,
 ): Promise<IngestMessage[]> {
   const fresh = new Map(messages.map((m) => [`${m.orgId}:${m.eventId}`, m]));
-  for (const orgId of new Set(messages.map((m) => m.orgId))) {
-    const ids = [...new Set(messages.filter((m) => m.orgId === orgId).map((m) => m.eventId))];
+  for (const [orgId, group] of groupBy(messages, (m) => m.orgId)) {
+    const ids = [...new Set(group.map((m) => m.eventId))];
     const known = await db
       .select({ eventId: table.eventId })
       .from(table)

@@ -2,14 +2,14 @@
 import { and, asc, desc, eq, gte, inArray, lt, or, type SQL } from "drizzle-orm";
 import { isoTime, now } from "../domain/clock";
 import { ApiError, notFound } from "../domain/errors";
-import { chunk, database, runBatch, type Db } from "../db/client";
+import { chunk } from "../domain/collections";
+import { database, runBatch, type Db } from "../db/client";
 import { attempts, deliveries, webhooks, type AttemptRow, type DeliveryRow } from "../db/schema";
 import { enqueueDeliveries } from "../delivery/enqueue";
 import type { Env } from "../env";
 
 export type DeliveryStatus = DeliveryRow["status"];
 export type DeliveryCursor = [number, string];
-
 
 export function deliveryOut(d: DeliveryRow) {
   return {

@@ -16,7 +16,6 @@ const TOKEN_PATTERN = /^fhi_[0-9a-hjkmnp-tv-z]{52}$/;
 /** last_received_at is a hint for "is Flagsmith reaching us?", refreshed at most this often. */
 const RECEIPT_RESOLUTION_MS = 60_000;
 
-
 export function sourceOut(s: InboundSourceRow) {
   return {
     id: s.id,

@@ -29,7 +29,6 @@ export interface WebhookOwner {
   environmentId: number | null;
 }
 
-
 export function webhookOut(w: WebhookRow) {
   return {
     id: w.id,
