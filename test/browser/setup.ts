@@ -1,16 +1,15 @@
 /// <reference types="node" />
 // Global setup of the browser tests: a local D1 migrated into a temporary folder, the Worker under
-// `wrangler dev` on 127.0.0.1:8790, and the real webhook receiver (bench/receiver.mjs) on 8791.
+// `wrangler dev` on free ports of 127.0.0.1, and the real webhook receiver (bench/receiver.mjs).
+// Nothing assumes a port is free: a developer's `npm run dev` or a second test run may be beside it.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestProject } from "vitest/node";
 import { startReceiver } from "../../bench/receiver.mjs";
 
-export const WORKER_PORT = 8790;
-export const RECEIVER_PORT = 8791;
-const INSPECTOR_PORT = 8792;
 const ADMIN_TOKEN = "browser-test-admin-token";
 
 declare module "vitest" {
@@ -39,6 +38,15 @@ async function waitForHealth(url: string, worker: ChildProcess, log: () => strin
   throw new Error(`wrangler dev did not answer ${url}/healthz within ${timeoutMs} ms:\n${log()}`);
 }
 
+/** A port the system has just handed out as free (wrangler takes ports by number, not 0). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
 export default async function setup(project: TestProject) {
   const state = mkdtempSync(join(tmpdir(), "flaghook-browser-"));
   const migrate = spawnSync("npx", ["wrangler", "d1", "migrations", "apply", "flaghook", "--local", "--persist-to", state], {
@@ -47,15 +55,17 @@ export default async function setup(project: TestProject) {
   });
   if (migrate.status !== 0) throw new Error(`migrations failed:\n${migrate.stdout}\n${migrate.stderr}`);
 
-  const receiver = await startReceiver({ port: RECEIVER_PORT });
+  const receiver = await startReceiver({ port: 0 });
+  const workerPort = await freePort();
+  const inspectorPort = await freePort();
   let output = "";
   const worker = spawn(
     "npx",
     [
       "wrangler", "dev",
       "--ip", "127.0.0.1",
-      "--port", String(WORKER_PORT),
-      "--inspector-port", String(INSPECTOR_PORT),
+      "--port", String(workerPort),
+      "--inspector-port", String(inspectorPort),
       "--persist-to", state,
       "--show-interactive-dev-session=false",
       "--var", `ADMIN_TOKEN:${ADMIN_TOKEN}`,
@@ -86,7 +96,7 @@ export default async function setup(project: TestProject) {
     rmSync(state, { recursive: true, force: true });
   };
 
-  const baseUrl = `http://127.0.0.1:${WORKER_PORT}`;
+  const baseUrl = `http://127.0.0.1:${workerPort}`;
   try {
     await waitForHealth(baseUrl, worker, () => output);
   } catch (err) {
