@@ -23,7 +23,7 @@ export default defineConfig(async () => {
     ],
     test: {
       include: ["test/**/*.test.ts"],
-      exclude: ["test/browser/**"],
+      exclude: ["test/browser/**", "test/node/**"],
       setupFiles: ["./test/setup/apply-migrations.ts"],
       globalSetup: ["./test/setup/receiver.ts"],
       testTimeout: 30_000,
