@@ -212,7 +212,8 @@ describe("sessions", () => {
     const b = await createOrganisation("Victim");
     const real = decodeURIComponent(a.browser.cookies.get("flaghook_session")!);
     const [value, signature] = [real.slice(0, real.lastIndexOf(".")), real.slice(real.lastIndexOf(".") + 1)];
-    const edited = value.replace(/^v1\.\d+\./, `v1.${b.orgId}.`);
+    expect(value).toMatch(/^v2\.[0-9a-z]{26}$/); // only a session id: the session itself lives in D1
+    const edited = value.replace(/^v2\.[0-9a-z]/, (m) => (m.endsWith("a") ? "v2.b" : "v2.a"));
     const otherKey = await crypto.subtle.importKey("raw", new TextEncoder().encode("not the server's key"), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
     const forgedSig = btoa(String.fromCharCode(...new Uint8Array(await crypto.subtle.sign("HMAC", otherKey, new TextEncoder().encode(edited)))));
     for (const forged of [`${edited}.${signature}`, edited, `${edited}.${forgedSig}`]) {
@@ -283,6 +284,42 @@ describe("sessions", () => {
     const res = await browser.get("/ui/audit");
     expect(res.status).toBe(303);
     expect(res.headers.get("location")).toBe("/ui/sign-in?next=%2Fui%2Faudit&reason=revoked");
+  });
+
+  it("signs out on the server: a copy of the cookie taken before signing out stops working at once", async () => {
+    const { browser, orgId } = await signedIn();
+    const copied = browser.cookies.get("flaghook_session")!;
+    const token = await browser.token();
+    expect(await countRows("ui_sessions", "org_id = ?", orgId)).toBe(1);
+    expect((await browser.post("/ui/sign-out", { csrf: token })).status).toBe(303);
+    expect(await countRows("ui_sessions", "org_id = ?", orgId)).toBe(0);
+
+    const page = await fetchPage("/ui/webhooks", { headers: { cookie: `flaghook_session=${copied}` } });
+    expect(page.status).toBe(303);
+    expect(page.headers.get("location")).toBe("/ui/sign-in?next=%2Fui%2Fwebhooks&reason=ended");
+    const form = await fetchPage("/ui/webhooks/new", {
+      method: "POST",
+      body: new URLSearchParams({ csrf: token, scope: "organisation", url: `${receiverUrl()}/hooks/after-sign-out` }),
+      headers: { cookie: `flaghook_session=${copied}`, origin: ORIGIN, "content-type": "application/x-www-form-urlencoded" },
+    });
+    expect(form.status).toBe(401);
+    expect(await form.text()).toContain("this session was signed out");
+    expect(await countRows("webhooks", "org_id = ?", orgId)).toBe(0);
+  });
+
+  it("keeps each session apart: signing out of one leaves the organisation's other sessions signed in", async () => {
+    const { browser, key } = await signedIn();
+    const { browser: other } = await signIn(key);
+    expect((await browser.post("/ui/sign-out", { csrf: await browser.token() })).status).toBe(303);
+    expect((await other.get("/ui/webhooks")).status).toBe(200);
+  });
+
+  it("prunes expired sessions in the scheduled sweep", async () => {
+    const { orgId } = await signedIn();
+    expect(await countRows("ui_sessions", "org_id = ?", orgId)).toBe(1);
+    advanceClock(12 * 3_600_000 + 1_000);
+    await worker.scheduled({ scheduledTime: Date.now(), cron: "* * * * *", noRetry() {} } as ScheduledController, env, createExecutionContext());
+    expect(await countRows("ui_sessions", "org_id = ?", orgId)).toBe(0);
   });
 
   it("signs out: the cookie is cleared and the pages refuse the browser; signing out needs the token", async () => {

@@ -5,7 +5,7 @@ import { now } from "../domain/clock";
 import { sha256Hex, timingSafeEqual } from "../domain/crypto";
 import { ApiError } from "../domain/errors";
 import { database } from "../db/client";
-import { apiKeys, organisations } from "../db/schema";
+import { apiKeys } from "../db/schema";
 import { config } from "../env";
 import type { AppEnv } from "./context";
 
@@ -56,24 +56,6 @@ export async function organisationForKey(
   }
   if (cached.revoked || !timingSafeEqual(await sha256Hex(key), cached.hash)) return null;
   return { orgId: cached.orgId, keyId: cached.id };
-}
-
-/**
- * An unrevoked API key by its id, with its organisation, read from D1 each time (no cache), so the
- * admin pages' sessions end as soon as their key is revoked.
- */
-export async function activeKey(
-  db: D1Database,
-  keyId: string,
-): Promise<{ orgId: number; orgName: string; keyName: string } | null> {
-  const [row] = await database(db)
-    .select({ orgId: apiKeys.orgId, orgName: organisations.name, keyName: apiKeys.name, revokedAt: apiKeys.revokedAt })
-    .from(apiKeys)
-    .innerJoin(organisations, eq(organisations.id, apiKeys.orgId))
-    .where(eq(apiKeys.id, keyId))
-    .limit(1);
-  if (!row || row.revokedAt !== null) return null;
-  return { orgId: row.orgId, orgName: row.orgName, keyName: row.keyName };
 }
 
 /** `Api-Key <key>` (Flagsmith's header); `Bearer <key>` is accepted too for generic clients. */
