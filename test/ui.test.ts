@@ -1,67 +1,16 @@
 // The admin pages in the Workers runtime: sessions, CSRF, tenancy and every page's behaviour.
 // Requests go through the Worker's own fetch with a tiny cookie jar, as a browser would send them.
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import worker from "../src/index";
 import { advanceClock, resetClock } from "../src/domain/clock";
 import { ADMIN, call, countRows, createOrganisation, eventually, mailbox, receiverUrl, recorded, scriptMailbox } from "./helpers";
+import { Browser, ORIGIN, fetchPage } from "./ui-client";
 
-const ORIGIN = "http://flaghook.test";
 let box = 0;
 
 afterEach(() => resetClock());
-
-async function fetchPage(path: string, init: RequestInit = {}): Promise<Response> {
-  const ctx = createExecutionContext();
-  const res = await worker.fetch(new Request(`${ORIGIN}${path}`, { redirect: "manual", ...init }), env, ctx);
-  await waitOnExecutionContext(ctx);
-  return res;
-}
-
-/** A browser-like client: keeps cookies, sends Origin on POSTs, reads each page's CSRF token. */
-class Browser {
-  cookies = new Map<string, string>();
-
-  get cookieHeader() {
-    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join("; ");
-  }
-
-  async get(path: string, headers: Record<string, string> = {}) {
-    return this.remember(await fetchPage(path, { headers: { cookie: this.cookieHeader, ...headers } }));
-  }
-
-  async post(path: string, fields: Record<string, string | string[]>, headers: Record<string, string> = {}) {
-    const body = new URLSearchParams();
-    for (const [k, v] of Object.entries(fields)) for (const one of Array.isArray(v) ? v : [v]) body.append(k, one);
-    return this.remember(
-      await fetchPage(path, {
-        method: "POST",
-        body,
-        headers: { cookie: this.cookieHeader, origin: ORIGIN, "content-type": "application/x-www-form-urlencoded", ...headers },
-      }),
-    );
-  }
-
-  /** The CSRF token of the forms on a page. */
-  async token(path = "/ui/webhooks"): Promise<string> {
-    const html = await (await this.get(path)).text();
-    const m = /name="csrf" value="([^"]+)"/.exec(html);
-    if (!m) throw new Error(`no CSRF token on ${path}`);
-    return m[1];
-  }
-
-  remember(res: Response): Response {
-    for (const line of res.headers.getSetCookie()) {
-      const [pair, ...attributes] = line.split(";");
-      const name = pair.slice(0, pair.indexOf("="));
-      const value = pair.slice(pair.indexOf("=") + 1);
-      if (!value || attributes.some((a) => /^\s*max-age=0$/i.test(a))) this.cookies.delete(name);
-      else this.cookies.set(name, value);
-    }
-    return res;
-  }
-}
 
 async function signIn(key: string) {
   const browser = new Browser();
@@ -359,7 +308,8 @@ describe("audit log page", () => {
     const html = await (await browser.get(`/ui/audit${query}`)).text();
     expect([...html.matchAll(/data-entry="(\d+)"/g)].map((m) => Number(m[1]))).toEqual([target.audit_entry_id]);
     expect(html).toContain(`href="/ui/audit/${target.audit_entry_id}${query.replace(/&/g, "&amp;")}"`);
-    expect(html).toMatch(/<option value="23" selected="">Development \(23\)<\/option>/);
+    expect(html).toMatch(/<input type="checkbox" name="environment" value="23" checked=""\/>Development \(23\)<\/label>/);
+    expect(html).toMatch(/<input type="checkbox" name="environment" value="24"\/>Production \(24\)<\/label>/);
     expect(html).toContain('value="2024-03-05T09:00:00"');
 
     const detail = await (await browser.get(`/ui/audit/${target.audit_entry_id}${query}`)).text();

@@ -62,9 +62,23 @@ export async function organisationForKey(
 export const requireOrganisation = createMiddleware<AppEnv>(async (c, next) => {
   const header = c.req.header("authorization") ?? "";
   const m = /^(?:Api-Key|Bearer)\s+(\S+)$/i.exec(header.trim());
+  if (!m && c.req.header("x-flagsmith-signature") !== undefined) {
+    // Flagsmith itself, pointed at the API: its webhooks belong at an inbound source's URL.
+    throw unauthorized(
+      "this request carries X-Flagsmith-Signature: Flagsmith's webhooks go to an inbound source's URL, not to the API. Create one with POST /api/v1/organisations/{org}/inbound-sources/ and paste its URL and secret into Flagsmith",
+    );
+  }
   if (!m) throw unauthorized(header ? "Authorization must be 'Api-Key <key>'" : "missing Authorization: Api-Key <key>");
   const found = await organisationForKey(c.env.DB, m[1], (p) => c.executionCtx.waitUntil(p));
-  if (!found) throw unauthorized("invalid or revoked API key");
+  if (!found) {
+    const adminToken = config(c.env).adminToken;
+    if (adminToken && timingSafeEqual(m[1], adminToken)) {
+      throw unauthorized(
+        "this route takes an organisation API key (Authorization: Api-Key <key>), not the operator token; create a key with POST /api/v1/organisations/{org}/api-keys",
+      );
+    }
+    throw unauthorized("invalid or revoked API key");
+  }
   c.set("orgId", found.orgId);
   await next();
 });
@@ -72,7 +86,17 @@ export const requireOrganisation = createMiddleware<AppEnv>(async (c, next) => {
 export const requireOperator = createMiddleware<AppEnv>(async (c, next) => {
   const token = config(c.env).adminToken;
   if (!token) throw new ApiError(503, "server_misconfigured", "ADMIN_TOKEN is not set on this deployment");
-  const m = /^Bearer\s+(\S+)$/i.exec(c.req.header("authorization")?.trim() ?? "");
-  if (!m || !timingSafeEqual(m[1], token)) throw new ApiError(401, "unauthorized", "operator endpoints need Authorization: Bearer <ADMIN_TOKEN>");
+  const header = c.req.header("authorization")?.trim() ?? "";
+  const m = /^Bearer\s+(\S+)$/i.exec(header);
+  if (!m || !timingSafeEqual(m[1], token)) {
+    const sent = /^(?:Bearer|Api-Key)\s+(\S+)$/i.exec(header)?.[1];
+    throw new ApiError(
+      401,
+      "unauthorized",
+      sent && KEY_PATTERN.test(sent)
+        ? "this is an operator route: it needs Authorization: Bearer <ADMIN_TOKEN>, and an organisation API key cannot use it. API keys work on their organisation's own routes (events, audit log, webhooks, deliveries, inbound sources) as Authorization: Api-Key <key>"
+        : "operator endpoints need Authorization: Bearer <ADMIN_TOKEN>",
+    );
+  }
   await next();
 });

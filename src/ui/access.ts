@@ -96,7 +96,8 @@ export async function personFromToken(access: AccessConfig, token: string | unde
     throw new AccessRefused("the Access token's signature is not valid");
   }
   const seconds = now() / 1000;
-  if (typeof payload.exp !== "number" || payload.exp <= seconds) throw new AccessRefused("the Access token has expired; reload the page to sign in again");
+  if (typeof payload.exp !== "number") throw new AccessRefused("the Access token has no expiry");
+  if (payload.exp <= seconds) throw new AccessRefused("the Access token has expired; reload the page to sign in again");
   if (payload.nbf !== undefined && (typeof payload.nbf !== "number" || payload.nbf > seconds)) {
     throw new AccessRefused("the Access token is not valid yet");
   }
