@@ -25,7 +25,7 @@ if ((await probe(port)) === null) {
 }
 // wrangler probes 9229 for its inspector, and two dev servers started together both take it (one then
 // fails). A port the system hands out is free and not handed to both; INSPECTOR_PORT chooses one.
-const inspectorPort = process.env.INSPECTOR_PORT ?? String(await probe(0));
+const inspectorPort = process.env.INSPECTOR_PORT || String(await probe(0));
 
 if (!existsSync(".dev.vars")) {
   writeFileSync(
