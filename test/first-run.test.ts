@@ -48,7 +48,11 @@ describe("errors that say what to do instead", () => {
     const res = await call("/api/v1/audit/", { headers: ADMIN });
     const copy = res.clone();
     await expectError(res, 401, "unauthorized");
-    expect(await errorMessage(copy)).toContain("POST /api/v1/organisations/{org}/api-keys");
+    const message = await errorMessage(copy);
+    expect(message).toContain("POST /api/v1/organisations/{org}/api-keys");
+    // The same words for any token that is not shaped like a key: the route is no oracle for ADMIN_TOKEN.
+    expect(await errorMessage(await call("/api/v1/audit/", { headers: { Authorization: "Bearer not-the-operator-token" } }))).toBe(message);
+    expect(await errorMessage(await call("/api/v1/audit/", { headers: { Authorization: `Api-Key fh_0123456789_${"x".repeat(43)}` } }))).toBe("invalid or revoked API key");
   });
 
   it("answers a Flagsmith webhook body posted to /api/v1/events by pointing at inbound sources, storing nothing", async () => {
