@@ -227,12 +227,19 @@ describe("Access sign-in", () => {
     await expectRefusedPage(await fetchPage("/ui/audit", { headers: { [HEADER]: await accessToken(old) } }, team.env), /does not publish/);
   });
 
-  it("refuses every token while the team's keys cannot be fetched", async () => {
+  it("refuses every token while the team's keys cannot be fetched, and asks again after 30 s", async () => {
     const key = await teamKey("k1");
     const team = await accessTeam([key]);
     await scriptMailbox(team.name, { default: { status: 503, body: "down" } });
     await organisationFor("Unreachable Co", { access_emails: [ada] });
     await expectRefusedPage(await fetchPage("/ui/audit", { headers: { [HEADER]: await accessToken(key) } }, team.env), /could not be fetched/);
+    // A down endpoint is not asked again at every request, only after 30 s; then it works again.
+    await expectRefusedPage(await fetchPage("/ui/audit", { headers: { [HEADER]: await accessToken(key) } }, team.env), /could not be fetched/);
+    expect(await team.fetches()).toBe(1);
+    await team.publish([key]);
+    advanceClock(31_000);
+    expect((await fetchPage("/ui/audit", { headers: { [HEADER]: await accessToken(key) } }, team.env)).status).toBe(200);
+    expect(await team.fetches()).toBe(2);
   });
 });
 

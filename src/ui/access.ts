@@ -55,20 +55,27 @@ async function fetchKeys(url: string): Promise<KeySet> {
   return pending;
 }
 
-/** The team's key with this id: cached, refreshed when stale or when the id is new to us. */
+const lastAttempt = new Map<string, number>();
+
+/**
+ * The team's key with this id: cached, fetched again when the keys are an hour old or the id is new
+ * to us, but at most every REFETCH_MIN_MS (made-up ids, or a team endpoint that is down, do not make
+ * every request fetch). While a fetch is in flight, requests wait for it.
+ */
 async function keyFor(url: string, kid: string): Promise<CryptoKey | undefined> {
   let set = keySets.get(url);
   const at = now();
-  const stale = !set || at - set.fetchedAt > KEYS_TTL_MS;
-  if (stale || (!set!.keys.has(kid) && at - set!.fetchedAt > REFETCH_MIN_MS)) {
+  const due = !set || at - set.fetchedAt > KEYS_TTL_MS || !set.keys.has(kid);
+  if (due && (fetching.has(url) || at - (lastAttempt.get(url) ?? -Infinity) >= REFETCH_MIN_MS)) {
+    lastAttempt.set(url, at);
     try {
       set = await fetchKeys(url);
-    } catch (err) {
-      // A stale set still serves its known keys while the endpoint is unreachable; nothing else does.
-      if (!set) throw new AccessRefused(`the Access signing keys could not be fetched (${String(err)})`);
+    } catch {
+      // An older set still serves the keys it has while the endpoint is unreachable.
     }
   }
-  return set!.keys.get(kid);
+  if (!set) throw new AccessRefused("the Access signing keys could not be fetched; try again in a minute");
+  return set.keys.get(kid);
 }
 
 /** Verifies an Access token and answers the person it names; throws AccessRefused for any failure. */
