@@ -1,5 +1,6 @@
 // A real webhook receiver (Node http) used by the tests and the benchmarks.
-// POST /hooks/<mailbox> records the request and answers as that mailbox is scripted:
+// POST /hooks/<mailbox> records the request and answers as that mailbox is scripted (GET too, so a
+// mailbox can serve a document such as a JWKS, counting each fetch):
 //   PUT    /_control/<mailbox>  {"responses": [{status, headers, body, delayMs, reset}], "default": {...}}
 //   GET    /_control/<mailbox>  -> {"count", "maxInFlight", "requests": [{headers, body, receivedAt}]}
 //          maxInFlight: the most requests the mailbox held unanswered at once
@@ -56,7 +57,7 @@ export async function startReceiver({ port = 0, host = "127.0.0.1", keepBodies =
         const verdict = execFileSync("python3", [SEED_CHECK], { input: body }).toString().trim();
         return send(res, { status: 200, body: verdict });
       }
-      if (req.method !== "POST") return send(res, { status: 405 });
+      if (req.method !== "POST" && req.method !== "GET") return send(res, { status: 405 });
       const mailbox = box(name);
       mailbox.count++;
       let answer = mailbox.fallback;

@@ -42,6 +42,11 @@ app.use(
 app.use("/api/*", jsonBodyOnly);
 
 app.get("/healthz", (c) => c.json({ status: "ok" }));
+// The root: a browser goes to the admin pages; anything else is told where things are.
+app.get("/", (c) => {
+  if (/\btext\/html\b/.test(c.req.header("accept") ?? "")) return c.redirect("/ui", 303);
+  return c.json({ name: "flaghook", admin_pages: "/ui", api_docs: "/docs", openapi: "/openapi.json", health: "/healthz" });
+});
 app.route("/api/v1/organisations", organisationRoutes);
 app.route("/api/v1/events", eventRoutes);
 app.route("/api/v1/audit", auditRoutes);
@@ -61,13 +66,32 @@ app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", {
   description: "Api-Key <key>",
 });
 app.openAPIRegistry.registerComponent("securitySchemes", "operator", { type: "http", scheme: "bearer" });
-app.doc31("/openapi.json", {
+const openApiConfig = {
   openapi: "3.1.0",
   info: {
     title: "flaghook",
     version: "0.1.0",
     description: "Audit trail and signed-webhook relay for feature-flag changes, compatible with Flagsmith's webhooks.",
   },
+};
+const errorDoc = (description: string) => ({ description, content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } });
+const bodyErrorResponsesDoc = {
+  413: errorDoc(`The body is over ${MAX_BODY_BYTES / 1024} KiB`),
+  415: errorDoc("The body is not Content-Type: application/json"),
+};
+const internalErrorDoc = { 500: errorDoc("Something went wrong on flaghook's side") };
+// Every status a route can answer is in the document: the routes' own, plus what the /api middleware
+// answers for any body (413, 415) and the 500 any route may answer.
+app.get("/openapi.json", (c) => {
+  const doc = app.getOpenAPI31Document(openApiConfig);
+  for (const [path, item] of Object.entries(doc.paths ?? {})) {
+    for (const [method, op] of Object.entries(item ?? {}) as [string, { responses?: Record<string, unknown> }][]) {
+      if (!op || typeof op !== "object" || !op.responses) continue;
+      if (path.startsWith("/api/") && ["post", "put", "patch"].includes(method)) Object.assign(op.responses, bodyErrorResponsesDoc);
+      Object.assign(op.responses, internalErrorDoc);
+    }
+  }
+  return c.json(doc);
 });
 
 app.notFound(() => {

@@ -18,6 +18,19 @@ export interface Env {
   WEBHOOK_FAILURE_DISABLE_DAYS?: string;
   SESSION_TTL_HOURS?: string;
   DNS_RESOLVER_URL?: string;
+  ACCESS_TEAM_DOMAIN?: string;
+  ACCESS_AUD?: string;
+  ACCESS_JWKS_URL?: string;
+  UI_API_KEY_SIGN_IN?: string;
+}
+
+/** Cloudflare Access in front of the admin pages: who signs the tokens, for which application. */
+export interface AccessConfig {
+  /** The `iss` every token must carry: https://<team domain>. */
+  issuer: string;
+  /** The application's AUD tag; a token's `aud` must include it. */
+  audience: string;
+  jwksUrl: string;
 }
 
 export interface Config {
@@ -36,6 +49,10 @@ export interface Config {
   sessionTtlMs: number;
   /** DNS-over-HTTPS JSON endpoint used to refuse webhook hosts that resolve to private addresses. */
   dnsResolverUrl: string;
+  /** Set when ACCESS_TEAM_DOMAIN and ACCESS_AUD are: the admin pages then sign people in through Access only. */
+  access: AccessConfig | null;
+  /** Signing in to the admin pages with an organisation API key (never with Access configured). */
+  uiApiKeySignIn: boolean;
 }
 
 export const DEFAULT_RETRY_SCHEDULE = [5, 300, 1800, 7200, 18000, 36000, 36000];
@@ -50,6 +67,17 @@ function positiveNumber(raw: string | undefined, fallback: number, name: string)
   return n;
 }
 
+/** ACCESS_TEAM_DOMAIN as a bare host ("acme.cloudflareaccess.com"), however it was written. */
+function accessConfig(env: Env): AccessConfig | null {
+  const domain = (env.ACCESS_TEAM_DOMAIN ?? "").trim().replace(/^https:\/\//i, "").replace(/\/+$/, "").toLowerCase();
+  const audience = (env.ACCESS_AUD ?? "").trim();
+  if (!domain && !audience) return null;
+  if (!domain || !audience) throw new Error("ACCESS_TEAM_DOMAIN and ACCESS_AUD must be set together (or neither)");
+  if (!/^[a-z0-9.-]+(:\d+)?$/.test(domain)) throw new Error(`ACCESS_TEAM_DOMAIN must be a host name such as acme.cloudflareaccess.com, got "${env.ACCESS_TEAM_DOMAIN}"`);
+  const issuer = `https://${domain}`;
+  return { issuer, audience, jwksUrl: env.ACCESS_JWKS_URL?.trim() || `${issuer}/cdn-cgi/access/certs` };
+}
+
 const cache = new WeakMap<Env, Config>();
 
 /** Parses the Worker's vars once per env object; a bad value fails loudly at the first request. */
@@ -59,6 +87,7 @@ export function config(env: Env): Config {
   const schedule = env.RETRY_SCHEDULE
     ? env.RETRY_SCHEDULE.split(",").map((s) => positiveNumber(s.trim(), 0, "RETRY_SCHEDULE"))
     : DEFAULT_RETRY_SCHEDULE;
+  const access = accessConfig(env);
   const auditDays = env.AUDIT_RETENTION_DAYS ? positiveNumber(env.AUDIT_RETENTION_DAYS, 0, "AUDIT_RETENTION_DAYS") : null;
   const parsed: Config = {
     adminToken: env.ADMIN_TOKEN || null,
@@ -73,6 +102,8 @@ export function config(env: Env): Config {
     failureDisableMs: positiveNumber(env.WEBHOOK_FAILURE_DISABLE_DAYS, 5, "WEBHOOK_FAILURE_DISABLE_DAYS") * DAY,
     dnsResolverUrl: env.DNS_RESOLVER_URL || "https://cloudflare-dns.com/dns-query",
     sessionTtlMs: positiveNumber(env.SESSION_TTL_HOURS, 12, "SESSION_TTL_HOURS") * HOUR,
+    access,
+    uiApiKeySignIn: access === null && env.UI_API_KEY_SIGN_IN !== "false",
   };
   cache.set(env, parsed);
   return parsed;

@@ -122,6 +122,33 @@ const rows: Row[] = [
   { name: "an organisations cursor that is not one", method: "GET", path: `${orgs}?cursor=${encodeURIComponent(SQL)}`, as: "operator", status: 400, code: "invalid_cursor", field: "cursor" },
   { name: "an unknown organisations query parameter", method: "GET", path: `${orgs}?name=${encodeURIComponent(SCRIPT)}`, as: "operator", status: 400, code: "validation_failed" },
 
+  // One organisation, and who may enter its admin pages through Access (operator)
+  { name: "an organisation read with its own API key", method: "GET", path: `${orgs}/{orgA}`, status: 401, code: "unauthorized" },
+  { name: "an organisation patched without credentials", method: "PATCH", path: `${orgs}/{orgA}`, as: "anonymous", body: j({ name: "x" }), status: 401, code: "unauthorized" },
+  { name: "an organisation patched with its own API key", method: "PATCH", path: `${orgs}/{orgA}`, body: j({ access_emails: ["me@evil.test"] }), status: 401, code: "unauthorized" },
+  { name: "an organisation patched with the key as Bearer", method: "PATCH", path: `${orgs}/{orgA}`, headers: { Authorization: `Bearer ${"fh_0123456789_" + "x".repeat(43)}` }, body: j({ name: "x" }), status: 401, code: "unauthorized" },
+  { name: "an organisation that does not exist, read", method: "GET", path: `${orgs}/999999999`, as: "operator", status: 404, code: "not_found" },
+  { name: "an organisation that does not exist, patched", method: "PATCH", path: `${orgs}/999999999`, as: "operator", body: j({ access_domains: ["x.test"] }), status: 404, code: "not_found" },
+  { name: "organisation 'abc' patched", method: "PATCH", path: `${orgs}/abc`, as: "operator", body: j({ name: "x" }), status: 400, code: "validation_failed", field: "org" },
+  { name: "an organisation patch with nothing in it", method: "PATCH", path: `${orgs}/{orgA}`, as: "operator", body: j({}), status: 400, code: "validation_failed" },
+  { name: "an organisation patch with an unknown field", method: "PATCH", path: `${orgs}/{orgA}`, as: "operator", body: j({ plan: "enterprise" }), status: 400, code: "validation_failed" },
+  { name: "an organisation renamed to blank", method: "PATCH", path: `${orgs}/{orgA}`, as: "operator", body: j({ name: "  " }), status: 400, code: "validation_failed", field: "name" },
+  { name: "access emails as a string", method: "PATCH", path: `${orgs}/{orgA}`, as: "operator", body: j({ access_emails: "ada@example.com" }), status: 400, code: "validation_failed", field: "access_emails" },
+  { name: "an access email that is not one", method: "PATCH", path: `${orgs}/{orgA}`, as: "operator", body: j({ access_emails: ["ada"] }), status: 400, code: "validation_failed", field: "access_emails.0" },
+  { name: "an access email with a script", method: "PATCH", path: `${orgs}/{orgA}`, as: "operator", body: j({ access_emails: [`${SCRIPT}@example.com`] }), status: 400, code: "validation_failed", field: "access_emails.0" },
+  { name: "an access email of null", method: "PATCH", path: `${orgs}/{orgA}`, as: "operator", body: j({ access_emails: [null] }), status: 400, code: "validation_failed", field: "access_emails.0" },
+  { name: "an access email of 330 characters", method: "PATCH", path: `${orgs}/{orgA}`, as: "operator", body: j({ access_emails: [`${"a".repeat(318)}@example.com`] }), status: 400, code: "validation_failed", field: "access_emails.0" },
+  { name: "501 access emails", method: "PATCH", path: `${orgs}/{orgA}`, as: "operator", body: j({ access_emails: Array.from({ length: 501 }, (_, i) => `p${i}@example.com`) }), status: 400, code: "validation_failed", field: "access_emails" },
+  { name: "an access domain with a wildcard", method: "PATCH", path: `${orgs}/{orgA}`, as: "operator", body: j({ access_domains: ["*.example.com"] }), status: 400, code: "validation_failed", field: "access_domains.0" },
+  { name: "an access domain without a dot", method: "PATCH", path: `${orgs}/{orgA}`, as: "operator", body: j({ access_domains: ["localhost"] }), status: 400, code: "validation_failed", field: "access_domains.0" },
+  { name: "an access domain given as a URL", method: "PATCH", path: `${orgs}/{orgA}`, as: "operator", body: j({ access_domains: ["https://example.com"] }), status: 400, code: "validation_failed", field: "access_domains.0" },
+  { name: "an access domain given as an email", method: "PATCH", path: `${orgs}/{orgA}`, as: "operator", body: j({ access_domains: ["ada@example.com"] }), status: 400, code: "validation_failed", field: "access_domains.0" },
+  { name: "an organisation patch as text/plain", method: "PATCH", path: `${orgs}/{orgA}`, as: "operator", headers: { "content-type": "text/plain" }, body: j({ name: "x" }), status: 415, code: "unsupported_media_type" },
+  { name: "an organisation patch over 256 KiB", method: "PATCH", path: `${orgs}/{orgA}`, as: "operator", body: j({ access_emails: [HUGE] }), status: 413, code: "payload_too_large" },
+  { name: "an organisation created with a bad access email", method: "POST", path: orgs, as: "operator", body: j({ name: "x", access_emails: ["not an email"] }), status: 400, code: "validation_failed", field: "access_emails.0" },
+  { name: "a Flagsmith webhook body posted to the events API", method: "POST", path: "/api/v1/events", body: j({ event_type: "AUDIT_LOG_CREATED", data: { created_date: "2020-02-23T17:30:57.006318Z", log: "x", related_object_type: "FEATURE" } }), status: 400, code: "flagsmith_webhook_body" },
+  { name: "Flagsmith itself posting to the events API", method: "POST", path: "/api/v1/events", as: "anonymous", headers: { "x-flagsmith-signature": "0".repeat(64) }, body: j({ event_type: "FLAG_DELETED", data: {} }), status: 401, code: "unauthorized" },
+
   // API keys (operator)
   { name: "an API key for an organisation that does not exist", method: "POST", path: `${orgs}/999999999/api-keys`, as: "operator", body: j({ name: "k" }), status: 404, code: "not_found" },
   { name: "an API key for organisation 'abc'", method: "POST", path: `${orgs}/abc/api-keys`, as: "operator", body: j({ name: "k" }), status: 400, code: "validation_failed", field: "org" },
@@ -289,7 +316,9 @@ async function stored() {
   return {
     counts: Object.fromEntries(
       await Promise.all(
-        ["organisations", "api_keys", "projects", "environments", "audit_entries", "webhooks", "deliveries", "attempts"].map(async (t) => [t, await countRows(t)]),
+        ["organisations", "organisation_access", "ui_sessions", "api_keys", "projects", "environments", "audit_entries", "webhooks", "deliveries", "attempts"].map(
+          async (t) => [t, await countRows(t)],
+        ),
       ),
     ),
     webhooks: await all("select * from webhooks order by id"),

@@ -1,67 +1,16 @@
 // The admin pages in the Workers runtime: sessions, CSRF, tenancy and every page's behaviour.
 // Requests go through the Worker's own fetch with a tiny cookie jar, as a browser would send them.
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import worker from "../src/index";
 import { advanceClock, resetClock } from "../src/domain/clock";
 import { ADMIN, call, countRows, createOrganisation, eventually, mailbox, receiverUrl, recorded, scriptMailbox } from "./helpers";
+import { Browser, ORIGIN, fetchPage } from "./ui-client";
 
-const ORIGIN = "http://flaghook.test";
 let box = 0;
 
 afterEach(() => resetClock());
-
-async function fetchPage(path: string, init: RequestInit = {}): Promise<Response> {
-  const ctx = createExecutionContext();
-  const res = await worker.fetch(new Request(`${ORIGIN}${path}`, { redirect: "manual", ...init }), env, ctx);
-  await waitOnExecutionContext(ctx);
-  return res;
-}
-
-/** A browser-like client: keeps cookies, sends Origin on POSTs, reads each page's CSRF token. */
-class Browser {
-  cookies = new Map<string, string>();
-
-  get cookieHeader() {
-    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join("; ");
-  }
-
-  async get(path: string, headers: Record<string, string> = {}) {
-    return this.remember(await fetchPage(path, { headers: { cookie: this.cookieHeader, ...headers } }));
-  }
-
-  async post(path: string, fields: Record<string, string | string[]>, headers: Record<string, string> = {}) {
-    const body = new URLSearchParams();
-    for (const [k, v] of Object.entries(fields)) for (const one of Array.isArray(v) ? v : [v]) body.append(k, one);
-    return this.remember(
-      await fetchPage(path, {
-        method: "POST",
-        body,
-        headers: { cookie: this.cookieHeader, origin: ORIGIN, "content-type": "application/x-www-form-urlencoded", ...headers },
-      }),
-    );
-  }
-
-  /** The CSRF token of the forms on a page. */
-  async token(path = "/ui/webhooks"): Promise<string> {
-    const html = await (await this.get(path)).text();
-    const m = /name="csrf" value="([^"]+)"/.exec(html);
-    if (!m) throw new Error(`no CSRF token on ${path}`);
-    return m[1];
-  }
-
-  remember(res: Response): Response {
-    for (const line of res.headers.getSetCookie()) {
-      const [pair, ...attributes] = line.split(";");
-      const name = pair.slice(0, pair.indexOf("="));
-      const value = pair.slice(pair.indexOf("=") + 1);
-      if (!value || attributes.some((a) => /^\s*max-age=0$/i.test(a))) this.cookies.delete(name);
-      else this.cookies.set(name, value);
-    }
-    return res;
-  }
-}
 
 async function signIn(key: string) {
   const browser = new Browser();
@@ -212,7 +161,8 @@ describe("sessions", () => {
     const b = await createOrganisation("Victim");
     const real = decodeURIComponent(a.browser.cookies.get("flaghook_session")!);
     const [value, signature] = [real.slice(0, real.lastIndexOf(".")), real.slice(real.lastIndexOf(".") + 1)];
-    const edited = value.replace(/^v1\.\d+\./, `v1.${b.orgId}.`);
+    expect(value).toMatch(/^v2\.[0-9a-z]{26}$/); // only a session id: the session itself lives in D1
+    const edited = value.replace(/^v2\.[0-9a-z]/, (m) => (m.endsWith("a") ? "v2.b" : "v2.a"));
     const otherKey = await crypto.subtle.importKey("raw", new TextEncoder().encode("not the server's key"), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
     const forgedSig = btoa(String.fromCharCode(...new Uint8Array(await crypto.subtle.sign("HMAC", otherKey, new TextEncoder().encode(edited)))));
     for (const forged of [`${edited}.${signature}`, edited, `${edited}.${forgedSig}`]) {
@@ -285,6 +235,42 @@ describe("sessions", () => {
     expect(res.headers.get("location")).toBe("/ui/sign-in?next=%2Fui%2Faudit&reason=revoked");
   });
 
+  it("signs out on the server: a copy of the cookie taken before signing out stops working at once", async () => {
+    const { browser, orgId } = await signedIn();
+    const copied = browser.cookies.get("flaghook_session")!;
+    const token = await browser.token();
+    expect(await countRows("ui_sessions", "org_id = ?", orgId)).toBe(1);
+    expect((await browser.post("/ui/sign-out", { csrf: token })).status).toBe(303);
+    expect(await countRows("ui_sessions", "org_id = ?", orgId)).toBe(0);
+
+    const page = await fetchPage("/ui/webhooks", { headers: { cookie: `flaghook_session=${copied}` } });
+    expect(page.status).toBe(303);
+    expect(page.headers.get("location")).toBe("/ui/sign-in?next=%2Fui%2Fwebhooks&reason=ended");
+    const form = await fetchPage("/ui/webhooks/new", {
+      method: "POST",
+      body: new URLSearchParams({ csrf: token, scope: "organisation", url: `${receiverUrl()}/hooks/after-sign-out` }),
+      headers: { cookie: `flaghook_session=${copied}`, origin: ORIGIN, "content-type": "application/x-www-form-urlencoded" },
+    });
+    expect(form.status).toBe(401);
+    expect(await form.text()).toContain("this session was signed out");
+    expect(await countRows("webhooks", "org_id = ?", orgId)).toBe(0);
+  });
+
+  it("keeps each session apart: signing out of one leaves the organisation's other sessions signed in", async () => {
+    const { browser, key } = await signedIn();
+    const { browser: other } = await signIn(key);
+    expect((await browser.post("/ui/sign-out", { csrf: await browser.token() })).status).toBe(303);
+    expect((await other.get("/ui/webhooks")).status).toBe(200);
+  });
+
+  it("prunes expired sessions in the scheduled sweep", async () => {
+    const { orgId } = await signedIn();
+    expect(await countRows("ui_sessions", "org_id = ?", orgId)).toBe(1);
+    advanceClock(12 * 3_600_000 + 1_000);
+    await worker.scheduled({ scheduledTime: Date.now(), cron: "* * * * *", noRetry() {} } as ScheduledController, env, createExecutionContext());
+    expect(await countRows("ui_sessions", "org_id = ?", orgId)).toBe(0);
+  });
+
   it("signs out: the cookie is cleared and the pages refuse the browser; signing out needs the token", async () => {
     const { browser } = await signedIn();
     const refused = await browser.post("/ui/sign-out", { csrf: "wrong" });
@@ -322,7 +308,8 @@ describe("audit log page", () => {
     const html = await (await browser.get(`/ui/audit${query}`)).text();
     expect([...html.matchAll(/data-entry="(\d+)"/g)].map((m) => Number(m[1]))).toEqual([target.audit_entry_id]);
     expect(html).toContain(`href="/ui/audit/${target.audit_entry_id}${query.replace(/&/g, "&amp;")}"`);
-    expect(html).toMatch(/<option value="23" selected="">Development \(23\)<\/option>/);
+    expect(html).toMatch(/<input type="checkbox" name="environment" value="23" checked=""\/>Development \(23\)<\/label>/);
+    expect(html).toMatch(/<input type="checkbox" name="environment" value="24"\/>Production \(24\)<\/label>/);
     expect(html).toContain('value="2024-03-05T09:00:00"');
 
     const detail = await (await browser.get(`/ui/audit/${target.audit_entry_id}${query}`)).text();

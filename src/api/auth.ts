@@ -5,7 +5,7 @@ import { now } from "../domain/clock";
 import { sha256Hex, timingSafeEqual } from "../domain/crypto";
 import { ApiError } from "../domain/errors";
 import { database } from "../db/client";
-import { apiKeys, organisations } from "../db/schema";
+import { apiKeys } from "../db/schema";
 import { config } from "../env";
 import type { AppEnv } from "./context";
 
@@ -58,31 +58,28 @@ export async function organisationForKey(
   return { orgId: cached.orgId, keyId: cached.id };
 }
 
-/**
- * An unrevoked API key by its id, with its organisation, read from D1 each time (no cache), so the
- * admin pages' sessions end as soon as their key is revoked.
- */
-export async function activeKey(
-  db: D1Database,
-  keyId: string,
-): Promise<{ orgId: number; orgName: string; keyName: string } | null> {
-  const [row] = await database(db)
-    .select({ orgId: apiKeys.orgId, orgName: organisations.name, keyName: apiKeys.name, revokedAt: apiKeys.revokedAt })
-    .from(apiKeys)
-    .innerJoin(organisations, eq(organisations.id, apiKeys.orgId))
-    .where(eq(apiKeys.id, keyId))
-    .limit(1);
-  if (!row || row.revokedAt !== null) return null;
-  return { orgId: row.orgId, orgName: row.orgName, keyName: row.keyName };
-}
-
 /** `Api-Key <key>` (Flagsmith's header); `Bearer <key>` is accepted too for generic clients. */
 export const requireOrganisation = createMiddleware<AppEnv>(async (c, next) => {
   const header = c.req.header("authorization") ?? "";
   const m = /^(?:Api-Key|Bearer)\s+(\S+)$/i.exec(header.trim());
+  if (!m && c.req.header("x-flagsmith-signature") !== undefined) {
+    // Flagsmith itself, pointed at the API: its webhooks belong at an inbound source's URL.
+    throw unauthorized(
+      "this request carries X-Flagsmith-Signature: Flagsmith's webhooks go to an inbound source's URL, not to the API. Create one with POST /api/v1/organisations/{org}/inbound-sources/ and paste its URL and secret into Flagsmith",
+    );
+  }
   if (!m) throw unauthorized(header ? "Authorization must be 'Api-Key <key>'" : "missing Authorization: Api-Key <key>");
   const found = await organisationForKey(c.env.DB, m[1], (p) => c.executionCtx.waitUntil(p));
-  if (!found) throw unauthorized("invalid or revoked API key");
+  if (!found) {
+    // Said from the token's shape only: comparing it with ADMIN_TOKEN here would let this route
+    // tell guesses of the operator token apart.
+    if (!KEY_PATTERN.test(m[1])) {
+      throw unauthorized(
+        "that is not an organisation API key (they look like fh_...): this route takes Authorization: Api-Key <key>. The operator token works only on the operator routes; create a key with POST /api/v1/organisations/{org}/api-keys",
+      );
+    }
+    throw unauthorized("invalid or revoked API key");
+  }
   c.set("orgId", found.orgId);
   await next();
 });
@@ -90,7 +87,17 @@ export const requireOrganisation = createMiddleware<AppEnv>(async (c, next) => {
 export const requireOperator = createMiddleware<AppEnv>(async (c, next) => {
   const token = config(c.env).adminToken;
   if (!token) throw new ApiError(503, "server_misconfigured", "ADMIN_TOKEN is not set on this deployment");
-  const m = /^Bearer\s+(\S+)$/i.exec(c.req.header("authorization")?.trim() ?? "");
-  if (!m || !timingSafeEqual(m[1], token)) throw new ApiError(401, "unauthorized", "operator endpoints need Authorization: Bearer <ADMIN_TOKEN>");
+  const header = c.req.header("authorization")?.trim() ?? "";
+  const m = /^Bearer\s+(\S+)$/i.exec(header);
+  if (!m || !timingSafeEqual(m[1], token)) {
+    const sent = /^(?:Bearer|Api-Key)\s+(\S+)$/i.exec(header)?.[1];
+    throw new ApiError(
+      401,
+      "unauthorized",
+      sent && KEY_PATTERN.test(sent)
+        ? "this is an operator route: it needs Authorization: Bearer <ADMIN_TOKEN>, and an organisation API key cannot use it. API keys work on their organisation's own routes (events, audit log, webhooks, deliveries, inbound sources) as Authorization: Api-Key <key>"
+        : "operator endpoints need Authorization: Bearer <ADMIN_TOKEN>",
+    );
+  }
   await next();
 });

@@ -8,19 +8,21 @@ export interface AppEnv {
   Variables: { orgId: number };
 }
 
+/** Request validation failures in the one error shape. */
+export function validationFailed(issues: readonly { path: PropertyKey[]; message: string }[]): ApiError {
+  return new ApiError(
+    400,
+    "validation_failed",
+    issues.length === 1 ? describe(issues[0]) : `${issues.length} fields are invalid`,
+    issues.map((i) => ({ field: i.path.join(".") || undefined, message: i.message })),
+  );
+}
+
 /** A sub-app whose request validation failures use the one error shape. */
 export function resource() {
   return new OpenAPIHono<AppEnv>({
     defaultHook: (result) => {
-      if (!result.success) {
-        const issues = result.error.issues;
-        throw new ApiError(
-          400,
-          "validation_failed",
-          issues.length === 1 ? describe(issues[0]) : `${issues.length} fields are invalid`,
-          issues.map((i) => ({ field: i.path.join(".") || undefined, message: i.message })),
-        );
-      }
+      if (!result.success) throw validationFailed(result.error.issues);
     },
   });
 }

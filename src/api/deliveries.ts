@@ -4,7 +4,7 @@ import { database } from "../db/client";
 import { deliveryWithAttempts, redeliver } from "../manage/deliveries";
 import { requireOrganisation } from "./auth";
 import { resource } from "./context";
-import { errorResponses, json } from "./schemas";
+import { conflictResponse, errorResponses, json } from "./schemas";
 
 export const Delivery = z
   .object({
@@ -56,7 +56,7 @@ deliveryRoutes.openapi(
     security,
     summary: "Send again: same bytes, same webhook-id, a fresh retry cycle",
     request: { params: idParam },
-    responses: { 202: json(Delivery, "Queued"), ...errorResponses },
+    responses: { 202: json(Delivery, "Queued"), ...errorResponses, ...conflictResponse },
   }),
   async (c) => c.json(await redeliver(c.env, c.get("orgId"), c.req.valid("param").id), 202),
 );

@@ -1,16 +1,17 @@
 // Ingest: POST /events and /events/batch accept change events; GET /events/{id} reports on one.
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, eq } from "drizzle-orm";
-import { notFound } from "../domain/errors";
+import { ApiError, notFound } from "../domain/errors";
 import { changeEvent, eventBatch } from "../domain/event";
+import { isFlagsmithWebhookBody } from "../domain/flagsmith";
 import { database } from "../db/client";
 import { auditEntries, deliveries, relayedEvents } from "../db/schema";
 import { config } from "../env";
 import { acceptEvents } from "../ingest/accept";
 import { isOwnEventId } from "../ingest/event-id";
 import { requireOrganisation } from "./auth";
-import { resource } from "./context";
-import { errorResponses, json, jsonBody } from "./schemas";
+import { resource, validationFailed } from "./context";
+import { errorResponses, json, jsonBody, unavailableResponse } from "./schemas";
 
 const Accepted = z
   .object({ event_id: z.string().openapi({ example: "evt_01hx..." }), status: z.literal("accepted") })
@@ -40,6 +41,14 @@ const idempotencyHeader = z.object({
 });
 const security = [{ apiKey: [] }];
 
+/** Flagsmith's own webhooks go to an inbound source, which checks their signature and keeps their shape. */
+const flagsmithBodyHere = () =>
+  new ApiError(
+    400,
+    "flagsmith_webhook_body",
+    "this is one of Flagsmith's own webhook bodies; /api/v1/events takes flaghook change events. To receive Flagsmith's webhooks, create an inbound source (POST /api/v1/organisations/{org}/inbound-sources/) and paste its URL and secret into Flagsmith's webhook settings",
+  );
+
 export const eventRoutes = resource();
 eventRoutes.use("*", requireOrganisation);
 
@@ -51,7 +60,7 @@ eventRoutes.openapi(
     summary: "Ingest one change event",
     security,
     request: { headers: idempotencyHeader, body: jsonBody(changeEvent) },
-    responses: { 202: json(Accepted, "Accepted: durable, recorded and delivered even if the worker dies now"), ...errorResponses },
+    responses: { 202: json(Accepted, "Accepted: durable, recorded and delivered even if the worker dies now"), ...errorResponses, ...unavailableResponse },
   }),
   async (c) => {
     const event = c.req.valid("json");
@@ -59,6 +68,12 @@ eventRoutes.openapi(
       { event, clientId: event.id ?? c.req.valid("header")["idempotency-key"] },
     ]);
     return c.json(accepted, 202);
+  },
+  (result) => {
+    if (result.success) return undefined;
+    // The validator hands hooks the input as `data` on failure too (its types leave it out).
+    if (result.target === "json" && isFlagsmithWebhookBody((result as { data?: unknown }).data)) throw flagsmithBodyHere();
+    throw validationFailed(result.error.issues);
   },
 );
 
@@ -70,7 +85,7 @@ eventRoutes.openapi(
     summary: "Ingest up to 100 change events; all are accepted or none",
     security,
     request: { headers: idempotencyHeader, body: jsonBody(eventBatch) },
-    responses: { 202: json(z.object({ results: z.array(Accepted) }), "Accepted, in request order"), ...errorResponses },
+    responses: { 202: json(z.object({ results: z.array(Accepted) }), "Accepted, in request order"), ...errorResponses, ...unavailableResponse },
   }),
   async (c) => {
     const { events } = c.req.valid("json");

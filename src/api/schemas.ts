@@ -12,11 +12,20 @@ export const ErrorSchema = z
   })
   .openapi("Error");
 
+const errorResponse = (description: string) => ({ description, content: { "application/json": { schema: ErrorSchema } } });
+
 export const errorResponses = {
-  400: { description: "Invalid request", content: { "application/json": { schema: ErrorSchema } } },
-  401: { description: "Missing or invalid credentials", content: { "application/json": { schema: ErrorSchema } } },
-  404: { description: "Not found (or another organisation's)", content: { "application/json": { schema: ErrorSchema } } },
+  400: errorResponse("Invalid request"),
+  401: errorResponse("Missing or invalid credentials"),
+  404: errorResponse("Not found (or another organisation's)"),
 } as const;
+
+/** Operator routes while ADMIN_TOKEN is unset. */
+export const operatorUnsetResponse = { 503: errorResponse("ADMIN_TOKEN is not set on this deployment") } as const;
+
+export const conflictResponse = { 409: errorResponse("Not now: the webhook is disabled, or the delivery is still being attempted (the code says which)") } as const;
+
+export const unavailableResponse = { 503: errorResponse("The event could not be stored durably; retry the request") } as const;
 
 export const json = <T extends z.ZodType>(schema: T, description: string) => ({
   description,

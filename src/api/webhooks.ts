@@ -22,7 +22,7 @@ import {
 import { requireOrganisation } from "./auth";
 import { resource, type AppEnv } from "./context";
 import { Delivery } from "./deliveries";
-import { decodeCursor, encodeCursor, errorResponses, json, jsonBody, page, pageSize } from "./schemas";
+import { conflictResponse, decodeCursor, encodeCursor, errorResponses, json, jsonBody, page, pageSize } from "./schemas";
 
 const eventType = z.enum(SCOPE_EVENT_TYPES.organisation);
 
@@ -192,7 +192,7 @@ export function webhookRoutes(scope: WebhookScope) {
       security,
       summary: "Redeliver every failed delivery created since a time",
       request: { params: idParam, body: jsonBody(z.strictObject({ since: timestamp })) },
-      responses: { 202: json(z.object({ recovered: z.number().int() }), "Queued again"), ...errorResponses },
+      responses: { 202: json(z.object({ recovered: z.number().int() }), "Queued again"), ...errorResponses, ...conflictResponse },
     }),
     async (c) => {
       const webhook = await hook(c, c.req.valid("param").id);

@@ -26,6 +26,38 @@ export const apiKeys = sqliteTable(
   (t) => [uniqueIndex("api_keys_prefix").on(t.prefix), index("api_keys_org").on(t.orgId)],
 );
 
+/**
+ * Who may enter an organisation's admin pages through Cloudflare Access: an email address, or every
+ * address of a domain (values lower-cased). Set by the operator with PATCH /api/v1/organisations/{org}.
+ */
+export const organisationAccess = sqliteTable(
+  "organisation_access",
+  {
+    orgId: integer("org_id").notNull(),
+    kind: text("kind", { enum: ["email", "domain"] }).notNull(),
+    value: text("value").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.kind, t.value, t.orgId] }), index("organisation_access_org").on(t.orgId)],
+);
+
+/**
+ * Admin-page sessions. The cookie carries only the signed id; the row says who is signed in, so
+ * signing out (deleting the row) ends the session everywhere at once. An API-key session names its
+ * key (revoking the key ends it); an Access session names the person's email.
+ */
+export const uiSessions = sqliteTable(
+  "ui_sessions",
+  {
+    id: text("id").primaryKey(),
+    orgId: integer("org_id").notNull(),
+    keyId: text("key_id"),
+    email: text("email"),
+    createdAt: ms("created_at").notNull(),
+    expiresAt: ms("expires_at").notNull(),
+  },
+  (t) => [index("ui_sessions_expiry").on(t.expiresAt)],
+);
+
 export const projects = sqliteTable(
   "projects",
   {

@@ -3,7 +3,7 @@
 import { and, eq, inArray, lt, sql } from "drizzle-orm";
 import { now } from "../domain/clock";
 import { database } from "../db/client";
-import { attempts, auditEntries, deliveries, relayedEvents } from "../db/schema";
+import { attempts, auditEntries, deliveries, relayedEvents, uiSessions } from "../db/schema";
 import { config, type Env } from "../env";
 import { fanOutEntries, fanOutEntry } from "../ingest/record";
 import { enqueueDeliveries } from "./enqueue";
@@ -53,6 +53,8 @@ export async function sweep(env: Env): Promise<{ requeued: number; fannedOut: nu
   }
   // Relayed Flagsmith flag events are remembered only to drop Flagsmith's resends; their deliveries go too.
   await db.delete(relayedEvents).where(lt(relayedEvents.recordedAt, cutoff));
+  // Expired admin-page sessions are refused when read; their rows go here.
+  await db.delete(uiSessions).where(lt(uiSessions.expiresAt, at));
   if (cfg.auditRetentionDays !== null) {
     const auditCutoff = new Date(at - cfg.auditRetentionDays * DAY).toISOString();
     await db.delete(auditEntries).where(lt(auditEntries.createdDate, auditCutoff));

@@ -101,6 +101,10 @@ function parseKeepingDigits(text: string): unknown {
 const wrapped = (body: unknown): unknown =>
   isObject(body) && !("event_type" in body) && !("data" in body) ? { event_type: "AUDIT_LOG_CREATED", data: body } : body;
 
+/** Whether a parsed body is one of Flagsmith's own webhooks (sent to the wrong place, for instance). */
+export const isFlagsmithWebhookBody = (body: unknown): boolean =>
+  isObject(body) && !("type" in body) && flagsmithWebhook.safeParse(wrapped(body)).success;
+
 /** Parses and validates a body; a SyntaxError means it is not JSON at all. */
 export function parseFlagsmithWebhook(
   text: string,

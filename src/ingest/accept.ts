@@ -1,5 +1,6 @@
 // Acceptance: an event is accepted once it is durable, in the ingest queue or, when the queue
 // refuses it (too large, or the send fails), written straight to D1. Nothing else runs at ingest.
+import { authorOf, type Actor } from "../domain/actor";
 import { now } from "../domain/clock";
 import { ApiError } from "../domain/errors";
 import type { ChangeEvent } from "../domain/event";
@@ -76,16 +77,19 @@ async function makeDurable(env: Env, messages: IngestMessage[]): Promise<void> {
   }
 }
 
-/** Audits a change flaghook made itself (webhooks, keys) as a system event of the organisation. */
+/**
+ * Audits a change of flaghook's own objects (webhooks, keys). Made by a person in the admin pages
+ * (`actor`), the entry names them as its author; otherwise it is a system event of the organisation.
+ */
 export async function recordSystemEvent(
   env: Env,
   orgId: number,
-  change: { log: string; webhook?: Pick<WebhookRow, "id" | "environmentId">; relatedType?: string; relatedUuid?: string },
+  change: { log: string; webhook?: Pick<WebhookRow, "id" | "environmentId">; relatedType?: string; relatedUuid?: string; actor?: Actor },
 ): Promise<void> {
   const event: ChangeEvent = {
     type: "CUSTOM",
     log: change.log,
-    author: null,
+    author: change.actor ? authorOf(change.actor) : null,
     environment: change.webhook?.environmentId != null ? { id: change.webhook.environmentId } : null,
     related_object: {
       type: change.relatedType ?? "WEBHOOK",

@@ -1,5 +1,6 @@
 // Reading deliveries and their attempts; redelivering one, or recovering a webhook's failures.
 import { and, asc, desc, eq, gte, inArray, lt, or, type SQL } from "drizzle-orm";
+import type { Actor } from "../domain/actor";
 import { isoTime, now } from "../domain/clock";
 import { ApiError, notFound } from "../domain/errors";
 import { chunk } from "../domain/collections";
@@ -7,6 +8,7 @@ import { database, runBatch, type Db } from "../db/client";
 import { attempts, deliveries, webhooks, type AttemptRow, type DeliveryRow } from "../db/schema";
 import { enqueueDeliveries } from "../delivery/enqueue";
 import type { Env } from "../env";
+import { recordSystemEvent } from "../ingest/accept";
 
 export type DeliveryStatus = DeliveryRow["status"];
 export type DeliveryCursor = [number, string];
@@ -81,10 +83,13 @@ export async function deliveryWithAttempts(db: Db, orgId: number, id: string) {
  * Sends a delivery again, same bytes and same webhook-id, starting a fresh retry cycle.
  * A delivery still pending is left to its schedule.
  */
-export async function redeliver(env: Env, orgId: number, id: string) {
+export async function redeliver(env: Env, orgId: number, id: string, actor?: Actor) {
   const db = database(env.DB);
   const delivery = await findDelivery(db, orgId, id);
-  const [hook] = await db.select({ enabled: webhooks.enabled }).from(webhooks).where(eq(webhooks.id, delivery.webhookId));
+  const [hook] = await db
+    .select({ id: webhooks.id, enabled: webhooks.enabled, name: webhooks.name, environmentId: webhooks.environmentId })
+    .from(webhooks)
+    .where(eq(webhooks.id, delivery.webhookId));
   if (!hook?.enabled) throw new ApiError(409, "webhook_disabled", "enable the webhook before redelivering to it");
   if (delivery.status === "pending") throw new ApiError(409, "delivery_pending", "this delivery is still being attempted");
   const [row] = await db
@@ -94,13 +99,17 @@ export async function redeliver(env: Env, orgId: number, id: string) {
     .returning();
   if (!row) throw new ApiError(409, "delivery_busy", "the delivery changed while redelivering; try again");
   await enqueueDeliveries(env, [{ id, attempt: row.attemptCount }]);
+  await recordSystemEvent(env, orgId, { log: `Delivery redelivered: ${id} to ${hook.name}`, webhook: hook, actor });
   return deliveryOut(row);
 }
 
 /** Redelivers every failed delivery of a webhook created at or after `since`. */
-export async function recover(env: Env, webhookId: string, since: number) {
+export async function recover(env: Env, webhookId: string, since: number, actor?: Actor) {
   const db = database(env.DB);
-  const [hook] = await db.select({ enabled: webhooks.enabled }).from(webhooks).where(eq(webhooks.id, webhookId));
+  const [hook] = await db
+    .select({ id: webhooks.id, orgId: webhooks.orgId, enabled: webhooks.enabled, name: webhooks.name, environmentId: webhooks.environmentId })
+    .from(webhooks)
+    .where(eq(webhooks.id, webhookId));
   if (!hook?.enabled) throw new ApiError(409, "webhook_disabled", "enable the webhook before recovering its deliveries");
   const failed = await db
     .select({ id: deliveries.id, attemptCount: deliveries.attemptCount })
@@ -120,6 +129,10 @@ export async function recover(env: Env, webhookId: string, since: number) {
     );
   }
   await enqueueDeliveries(env, failed.map((d) => ({ id: d.id, attempt: d.attemptCount })));
+  if (failed.length) {
+    const log = `Failed deliveries recovered: ${failed.length} since ${isoTime(since)} to ${hook.name}`;
+    await recordSystemEvent(env, hook.orgId, { log, webhook: hook, actor });
+  }
   return { recovered: failed.length };
 }
 

@@ -1,5 +1,6 @@
 // Managing webhooks: create, update, delete, rotate, test. Shared by the JSON API and the admin pages.
 import { and, desc, eq, inArray, type SQL } from "drizzle-orm";
+import type { Actor } from "../domain/actor";
 import { isoMicro, isoTime, now } from "../domain/clock";
 import { ApiError, notFound } from "../domain/errors";
 import { SCOPE_EVENT_TYPES, type WebhookScope } from "../domain/fanout";
@@ -87,7 +88,7 @@ function checkEventTypes(scope: WebhookScope, types: readonly string[] | null | 
 
 const describe = (w: Pick<WebhookRow, "name" | "url">) => `${w.name} (${w.url})`;
 
-export async function createWebhook(env: Env, owner: WebhookOwner, input: WebhookInput & { url: string }) {
+export async function createWebhook(env: Env, owner: WebhookOwner, input: WebhookInput & { url: string }, actor?: Actor) {
   const secretsKey = requireSecretsKey(config(env).secretsKey);
   const url = await checkUrl(env, input.url);
   checkEventTypes(owner.scope, input.event_types);
@@ -115,7 +116,7 @@ export async function createWebhook(env: Env, owner: WebhookOwner, input: Webhoo
     owner.environmentId === null
       ? await insert
       : (await db.batch([db.insert(environments).values({ orgId: owner.orgId, id: owner.environmentId, updatedAt: at }).onConflictDoNothing(), insert]))[1];
-  await recordSystemEvent(env, owner.orgId, { log: `Webhook created: ${describe(row)}`, webhook: row });
+  await recordSystemEvent(env, owner.orgId, { log: `Webhook created: ${describe(row)}`, webhook: row, actor });
   return { ...webhookOut(row), secret };
 }
 
@@ -146,7 +147,7 @@ export async function findOrganisationWebhook(db: Db, orgId: number, id: string)
   return row;
 }
 
-export async function updateWebhook(env: Env, hook: WebhookRow, input: WebhookInput) {
+export async function updateWebhook(env: Env, hook: WebhookRow, input: WebhookInput, actor?: Actor) {
   const patch: Partial<WebhookRow> = {};
   const changed: string[] = [];
   if (input.url !== undefined && input.url !== hook.url) {
@@ -181,11 +182,11 @@ export async function updateWebhook(env: Env, hook: WebhookRow, input: WebhookIn
     .set({ ...patch, updatedAt: now() })
     .where(eq(webhooks.id, hook.id))
     .returning();
-  await recordSystemEvent(env, hook.orgId, { log: `Webhook updated (${changed.join(", ")}): ${describe(row)}`, webhook: row });
+  await recordSystemEvent(env, hook.orgId, { log: `Webhook updated (${changed.join(", ")}): ${describe(row)}`, webhook: row, actor });
   return webhookOut(row);
 }
 
-export async function deleteWebhook(env: Env, hook: WebhookRow): Promise<void> {
+export async function deleteWebhook(env: Env, hook: WebhookRow, actor?: Actor): Promise<void> {
   const db = database(env.DB);
   const ids = (await db.select({ id: deliveries.id }).from(deliveries).where(eq(deliveries.webhookId, hook.id))).map((d) => d.id);
   const writes = [];
@@ -195,11 +196,11 @@ export async function deleteWebhook(env: Env, hook: WebhookRow): Promise<void> {
     db.delete(deliveries).where(eq(deliveries.webhookId, hook.id)),
     db.delete(webhooks).where(eq(webhooks.id, hook.id)),
   ]);
-  await recordSystemEvent(env, hook.orgId, { log: `Webhook deleted: ${describe(hook)}`, webhook: hook });
+  await recordSystemEvent(env, hook.orgId, { log: `Webhook deleted: ${describe(hook)}`, webhook: hook, actor });
 }
 
 /** New secret now; the old one keeps signing (as a second webhook-signature entry) for the grace period. */
-export async function rotateSecret(env: Env, hook: WebhookRow, secret?: string) {
+export async function rotateSecret(env: Env, hook: WebhookRow, secret?: string, actor?: Actor) {
   const cfg = config(env);
   const secretsKey = requireSecretsKey(cfg.secretsKey);
   const next = secret ?? generateSecret();
@@ -214,7 +215,7 @@ export async function rotateSecret(env: Env, hook: WebhookRow, secret?: string) 
     })
     .where(eq(webhooks.id, hook.id))
     .returning();
-  await recordSystemEvent(env, hook.orgId, { log: `Webhook secret rotated: ${describe(row)}`, webhook: row });
+  await recordSystemEvent(env, hook.orgId, { log: `Webhook secret rotated: ${describe(row)}`, webhook: row, actor });
   return { ...webhookOut(row), secret: next, previous_secret_expires_at: isoTime(row.previousSecretExpiresAt) };
 }
 

@@ -70,16 +70,19 @@ function FilterForm(props: { raw: Record<string, string | string[]>; filters: Au
             ))}
           </datalist>
         </div>
-        <div class="span-narrow">
-          <label for="f-environment">Environments</label>
-          <select id="f-environment" name="environment" multiple size={Math.min(4, Math.max(2, environments.length))}>
+        <fieldset class="span-narrow" id="f-environment">
+          {/* Checkboxes rather than a multiple select: each one toggles on its own, no Ctrl-click. */}
+          <legend class="small muted">Environments (none ticked: any)</legend>
+          <div class="checks">
+            {environments.length === 0 && <span class="muted small">None seen yet.</span>}
             {environments.map((e) => (
-              <option value={String(e.id)} selected={selectedEnvironments.has(e.id)}>
+              <label class="check">
+                <input type="checkbox" name="environment" value={String(e.id)} checked={selectedEnvironments.has(e.id)} />
                 {e.name ? `${e.name} (${e.id})` : `Environment ${e.id}`}
-              </option>
+              </label>
             ))}
-          </select>
-        </div>
+          </div>
+        </fieldset>
         <div class="span-narrow">
           <label for="f-author">Author (id or email)</label>
           <input id="f-author" type="text" name="author" value={text("author")} maxlength={320} placeholder="any author" />

@@ -19,7 +19,7 @@ import {
 } from "../manage/deliveries";
 import { findOrganisationWebhook, webhookOut } from "../manage/webhooks";
 import { Csrf, Notice, PostButton, StatusBadge, Time, render } from "./layout";
-import type { Session, UiEnv } from "./session";
+import { actorOf, type Session, type UiEnv } from "./session";
 import { DONE } from "./webhooks";
 
 const STATUSES: DeliveryStatus[] = ["pending", "delivered", "failed"];
@@ -237,7 +237,7 @@ deliveryPages.post("/webhooks/:id/recover", async (c) => {
   const since = timestamp.safeParse(typeof form.since === "string" ? form.since : "");
   if (!since.success) throw invalid("since: a date and time, e.g. 2024-05-01T10:00", "since");
   return thenBack(c, hook.id, async () => {
-    const { recovered } = await recover(c.env, hook.id, Date.parse(since.data));
+    const { recovered } = await recover(c.env, hook.id, Date.parse(since.data), actorOf(session));
     return `done=recovered&n=${recovered}`;
   });
 });
@@ -318,7 +318,7 @@ deliveryPages.post("/deliveries/:id/redeliver", async (c) => {
   const session = c.get("session");
   const delivery = await findDelivery(database(c.env.DB), session.orgId, c.req.param("id"));
   return thenBack(c, delivery.webhookId, async () => {
-    await redeliver(c.env, session.orgId, delivery.id);
+    await redeliver(c.env, session.orgId, delivery.id, actorOf(session));
     return "done=redelivered";
   });
 });

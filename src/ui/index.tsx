@@ -8,6 +8,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ApiError } from "../domain/errors";
 import { auditPages } from "./audit";
 import { deliveryPages } from "./deliveries";
+import { requirePerson } from "./access";
 import { Notice, pageHeaders, render } from "./layout";
 import { requireSession, type UiEnv } from "./session";
 import { signInRoutes } from "./sign-in";
@@ -35,6 +36,8 @@ uiRoutes.use(
 );
 uiRoutes.use(csrf());
 
+// With Cloudflare Access configured, nothing under /ui answers without a valid Access token.
+uiRoutes.use(requirePerson);
 // Sign-in and sign-out answer without a session; they never call next(), so requireSession
 // below guards everything registered after it.
 uiRoutes.route("/", signInRoutes);
@@ -75,14 +78,16 @@ uiRoutes.onError((err, c) => {
           ))}
         </ul>
       )}
-      <div class="actions">
-        <a class="button secondary" href="/ui/audit">
-          Audit log
-        </a>
-        <a class="button secondary" href="/ui/webhooks">
-          Webhooks
-        </a>
-      </div>
+      {c.get("session") && (
+        <div class="actions">
+          <a class="button secondary" href="/ui/audit">
+            Audit log
+          </a>
+          <a class="button secondary" href="/ui/webhooks">
+            Webhooks
+          </a>
+        </div>
+      )}
     </div>,
     { status },
   );

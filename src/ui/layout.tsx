@@ -62,8 +62,12 @@ function Page({ title, nonce, session, section, children }: PropsWithChildren<Pa
             {session && (
               <div class="who">
                 <span>
-                  {session.orgName} <span class="muted">(organisation {session.orgId}, key “{session.keyName}”)</span>
+                  {session.orgName}{" "}
+                  <span class="muted">
+                    (organisation {session.orgId}, {session.email ?? `key “${session.keyName}”`})
+                  </span>
                 </span>
+                {session.email && <a href="/ui/choose-organisation">Switch organisation</a>}
                 <form method="post" action="/ui/sign-out">
                   <Csrf session={session} />
                   <button type="submit">Sign out</button>

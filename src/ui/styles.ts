@@ -45,6 +45,9 @@ button:disabled{opacity:.5;cursor:not-allowed}
 .actions{display:flex;flex-wrap:wrap;gap:.5rem;align-items:center;margin-top:.8rem}
 .inline-forms{display:flex;flex-wrap:wrap;gap:.4rem}
 .check{display:flex;gap:.4rem;align-items:center;color:var(--fg);font-size:.9rem;margin:.15rem 0}
+.checks{max-height:7.5rem;overflow-y:auto}
+ul.choices{list-style:none;padding:0;display:grid;gap:.5rem}
+ul.choices button{width:100%;text-align:left}
 .notice{border-radius:6px;padding:.6rem .8rem;margin:0 0 1rem;border:1px solid}
 .notice.ok{background:var(--ok-bg);border-color:#9fd2b1;color:var(--ok)}
 .notice.bad{background:var(--bad-bg);border-color:#e6b3b3;color:var(--bad)}

@@ -47,7 +47,11 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-export default async function setup(project: TestProject) {
+/**
+ * flaghook under `wrangler dev` on free ports of 127.0.0.1, with its own migrated local D1 in a
+ * temporary folder and these vars; `stop` ends the whole process group and deletes the state.
+ */
+export async function startFlaghook(vars: Record<string, string>): Promise<{ baseUrl: string; stop: () => Promise<void> }> {
   const state = mkdtempSync(join(tmpdir(), "flaghook-browser-"));
   const migrate = spawnSync("npx", ["wrangler", "d1", "migrations", "apply", "flaghook", "--local", "--persist-to", state], {
     env: wranglerEnv,
@@ -55,7 +59,6 @@ export default async function setup(project: TestProject) {
   });
   if (migrate.status !== 0) throw new Error(`migrations failed:\n${migrate.stdout}\n${migrate.stderr}`);
 
-  const receiver = await startReceiver({ port: 0 });
   const workerPort = await freePort();
   const inspectorPort = await freePort();
   let output = "";
@@ -68,10 +71,7 @@ export default async function setup(project: TestProject) {
       "--inspector-port", String(inspectorPort),
       "--persist-to", state,
       "--show-interactive-dev-session=false",
-      "--var", `ADMIN_TOKEN:${ADMIN_TOKEN}`,
-      "--var", "SECRETS_KEY:browser-test-secrets-key",
-      "--var", "ALLOW_PRIVATE_WEBHOOK_URLS:true",
-      "--var", "RETRY_SCHEDULE:1,1,1",
+      ...Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
     ],
     { env: wranglerEnv, detached: true, stdio: ["ignore", "pipe", "pipe"] },
   );
@@ -92,7 +92,6 @@ export default async function setup(project: TestProject) {
         // already gone
       }
     }
-    await receiver.close();
     rmSync(state, { recursive: true, force: true });
   };
 
@@ -103,8 +102,28 @@ export default async function setup(project: TestProject) {
     await stop();
     throw err;
   }
-  project.provide("baseUrl", baseUrl);
+  return { baseUrl, stop };
+}
+
+export default async function setup(project: TestProject) {
+  const receiver = await startReceiver({ port: 0 });
+  let flaghook: Awaited<ReturnType<typeof startFlaghook>>;
+  try {
+    flaghook = await startFlaghook({
+      ADMIN_TOKEN,
+      SECRETS_KEY: "browser-test-secrets-key",
+      ALLOW_PRIVATE_WEBHOOK_URLS: "true",
+      RETRY_SCHEDULE: "1,1,1",
+    });
+  } catch (err) {
+    await receiver.close();
+    throw err;
+  }
+  project.provide("baseUrl", flaghook.baseUrl);
   project.provide("receiverUrl", receiver.url);
   project.provide("adminToken", ADMIN_TOKEN);
-  return stop;
+  return async () => {
+    await flaghook.stop();
+    await receiver.close();
+  };
 }
