@@ -2,9 +2,9 @@
 import { and, desc, eq, inArray, type SQL } from "drizzle-orm";
 import { isoMicro, isoTime, now } from "../domain/clock";
 import { ApiError, notFound } from "../domain/errors";
-import { SCOPE_EVENT_TYPES, type WebhookScope } from "../domain/fanout";
+import { DEFAULT_EVENT_TYPES, SCOPE_EVENT_TYPES, type WebhookEventType, type WebhookScope } from "../domain/fanout";
 import { newId } from "../domain/ids";
-import { auditLogPayload, sortedJson, type WebhookEventType } from "../domain/payload";
+import { auditLogPayload, sortedJson, type ChangedByFormat } from "../domain/payload";
 import { checkWebhookUrl } from "../domain/url-policy";
 import { database, runBatch, type Db } from "../db/client";
 import { attempts, deliveries, environments, webhooks, type WebhookRow } from "../db/schema";
@@ -18,7 +18,9 @@ export interface WebhookInput {
   url?: string;
   name?: string;
   enabled?: boolean;
+  /** null or left out on create: the scope's default, the same as Flagsmith's (stored as a list). */
   event_types?: WebhookEventType[] | null;
+  changed_by?: ChangedByFormat;
   secret?: string;
 }
 
@@ -29,6 +31,16 @@ export interface WebhookOwner {
   environmentId: number | null;
 }
 
+/** A rotation under way: which secret X-Flagsmith-Signature uses, and until when the previous one signs. */
+export function rotationOut(w: WebhookRow, at = now()) {
+  if (!w.previousSecret || (w.previousSecretExpiresAt ?? 0) <= at) return null;
+  return {
+    staged: w.stagedRotation,
+    x_flagsmith_signature: w.stagedRotation ? ("previous" as const) : ("new" as const),
+    previous_secret_expires_at: isoTime(w.previousSecretExpiresAt!),
+  };
+}
+
 export function webhookOut(w: WebhookRow) {
   return {
     id: w.id,
@@ -37,13 +49,19 @@ export function webhookOut(w: WebhookRow) {
     scope: w.scope,
     environment: w.environmentId,
     enabled: w.enabled,
-    event_types: w.eventTypes ? (JSON.parse(w.eventTypes) as WebhookEventType[]) : null,
+    event_types: w.eventTypes ? (JSON.parse(w.eventTypes) as WebhookEventType[]) : [...DEFAULT_EVENT_TYPES[w.scope]],
+    changed_by: w.changedBy,
     created_at: isoTime(w.createdAt),
     updated_at: isoTime(w.updatedAt),
     disabled_reason: w.disabledReason,
     has_secret: true,
+    secret_rotation: rotationOut(w),
   };
 }
+
+/** The list a webhook stores: the one given, or its scope's default (Flagsmith's) when none is. */
+const eventTypesOf = (scope: WebhookScope, types: readonly WebhookEventType[] | null | undefined) =>
+  JSON.stringify(types ?? DEFAULT_EVENT_TYPES[scope]);
 
 /**
  * `{env}` in a path is the environment's numeric id (known or not: environments may be referenced
@@ -104,7 +122,8 @@ export async function createWebhook(env: Env, owner: WebhookOwner, input: Webhoo
       url,
       name: input.name ?? new URL(url).host,
       enabled: input.enabled ?? true,
-      eventTypes: input.event_types ? JSON.stringify(input.event_types) : null,
+      eventTypes: eventTypesOf(owner.scope, input.event_types),
+      changedBy: input.changed_by ?? "name",
       secret: await encryptSecret(secretsKey, secret),
       createdAt: at,
       updatedAt: at,
@@ -159,13 +178,18 @@ export async function updateWebhook(env: Env, hook: WebhookRow, input: WebhookIn
   }
   if (input.event_types !== undefined) {
     checkEventTypes(hook.scope, input.event_types);
-    patch.eventTypes = input.event_types ? JSON.stringify(input.event_types) : null;
+    patch.eventTypes = eventTypesOf(hook.scope, input.event_types);
     changed.push("event_types");
+  }
+  if (input.changed_by !== undefined && input.changed_by !== hook.changedBy) {
+    patch.changedBy = input.changed_by;
+    changed.push("changed_by");
   }
   if (input.secret !== undefined) {
     patch.secret = await encryptSecret(requireSecretsKey(config(env).secretsKey), input.secret);
     patch.previousSecret = null;
     patch.previousSecretExpiresAt = null;
+    patch.stagedRotation = false;
     changed.push("secret");
   }
   if (input.enabled !== undefined && input.enabled !== hook.enabled) {
@@ -198,24 +222,50 @@ export async function deleteWebhook(env: Env, hook: WebhookRow): Promise<void> {
   await recordSystemEvent(env, hook.orgId, { log: `Webhook deleted: ${describe(hook)}`, webhook: hook });
 }
 
-/** New secret now; the old one keeps signing (as a second webhook-signature entry) for the grace period. */
-export async function rotateSecret(env: Env, hook: WebhookRow, secret?: string) {
+/**
+ * A new secret now. Its predecessor is the secret X-Flagsmith-Signature signs with at this moment
+ * (the one receivers check, even mid-rotation), and it keeps signing webhook-signature for the grace
+ * period. Staged (the default): X-Flagsmith-Signature keeps the predecessor until confirmSecret or
+ * the grace ends, so a receiver that checks only that header can switch when its owner is ready.
+ * Not staged: X-Flagsmith-Signature switches at once (for receivers that verify webhook-signature).
+ */
+export async function rotateSecret(env: Env, hook: WebhookRow, options: { secret?: string; staged?: boolean } = {}) {
   const cfg = config(env);
   const secretsKey = requireSecretsKey(cfg.secretsKey);
-  const next = secret ?? generateSecret();
+  const next = options.secret ?? generateSecret();
+  const staged = options.staged ?? true;
   const at = now();
+  const signingNow = rotationOut(hook, at)?.x_flagsmith_signature === "previous" ? hook.previousSecret! : hook.secret;
   const [row] = await database(env.DB)
     .update(webhooks)
     .set({
       secret: await encryptSecret(secretsKey, next),
-      previousSecret: hook.secret,
+      previousSecret: signingNow,
       previousSecretExpiresAt: at + cfg.secretGraceMs,
+      stagedRotation: staged,
       updatedAt: at,
     })
     .where(eq(webhooks.id, hook.id))
     .returning();
-  await recordSystemEvent(env, hook.orgId, { log: `Webhook secret rotated: ${describe(row)}`, webhook: row });
-  return { ...webhookOut(row), secret: next, previous_secret_expires_at: isoTime(row.previousSecretExpiresAt) };
+  const until = isoTime(row.previousSecretExpiresAt!);
+  const how = staged ? `staged: X-Flagsmith-Signature keeps the previous secret until confirmed or ${until}` : `X-Flagsmith-Signature switched now; the previous secret signs webhook-signature until ${until}`;
+  await recordSystemEvent(env, hook.orgId, { log: `Webhook secret rotated (${how}): ${describe(row)}`, webhook: row });
+  return { ...webhookOut(row), secret: next, previous_secret_expires_at: until };
+}
+
+/**
+ * The owner's "switch now" at the end of a staged rotation: X-Flagsmith-Signature and
+ * webhook-signature use the new secret only from here on. 409 when no rotation is under way.
+ */
+export async function confirmSecret(env: Env, hook: WebhookRow) {
+  if (!rotationOut(hook)) throw new ApiError(409, "no_rotation", "this webhook has no secret rotation under way; rotate the secret first");
+  const [row] = await database(env.DB)
+    .update(webhooks)
+    .set({ previousSecret: null, previousSecretExpiresAt: null, stagedRotation: false, updatedAt: now() })
+    .where(eq(webhooks.id, hook.id))
+    .returning();
+  await recordSystemEvent(env, hook.orgId, { log: `Webhook secret switch confirmed: ${describe(row)}`, webhook: row });
+  return webhookOut(row);
 }
 
 function testPayload(hook: WebhookRow, at: number): { eventType: WebhookEventType; payload: string } {
