@@ -174,7 +174,7 @@ describe("audit log webhook payload", () => {
       event,
       auditData: data,
       timestamp: event.occurred_at!,
-      webhooks: [{ id: "whk_1", scope: "organisation", environmentId: null, eventTypes: null }],
+      webhooks: [{ id: "whk_1", scope: "organisation", environmentId: null, eventTypes: ["AUDIT_LOG_CREATED"] }],
       projectEnvironments: [],
       projectName: null,
     });
@@ -189,7 +189,7 @@ describe("audit log webhook payload", () => {
 
 describe("fan-out", () => {
   const hooks: Subscriber[] = [
-    { id: "org", scope: "organisation", environmentId: null, eventTypes: null },
+    { id: "org", scope: "organisation", environmentId: null, eventTypes: ["AUDIT_LOG_CREATED"] },
     { id: "org-flags", scope: "organisation", environmentId: null, eventTypes: ["FLAG_UPDATED", "FLAG_DELETED"] },
     { id: "dev", scope: "environment", environmentId: 23, eventTypes: null },
     { id: "prod", scope: "environment", environmentId: 24, eventTypes: null },

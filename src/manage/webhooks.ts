@@ -247,10 +247,8 @@ export async function rotateSecret(env: Env, hook: WebhookRow, options: { secret
     })
     .where(eq(webhooks.id, hook.id))
     .returning();
-  const until = isoTime(row.previousSecretExpiresAt!);
-  const how = staged ? `staged: X-Flagsmith-Signature keeps the previous secret until confirmed or ${until}` : `X-Flagsmith-Signature switched now; the previous secret signs webhook-signature until ${until}`;
-  await recordSystemEvent(env, hook.orgId, { log: `Webhook secret rotated (${how}): ${describe(row)}`, webhook: row });
-  return { ...webhookOut(row), secret: next, previous_secret_expires_at: until };
+  await recordSystemEvent(env, hook.orgId, { log: `Webhook secret rotated${staged ? " (staged)" : ""}: ${describe(row)}`, webhook: row });
+  return { ...webhookOut(row), secret: next, previous_secret_expires_at: isoTime(row.previousSecretExpiresAt!) };
 }
 
 /**
