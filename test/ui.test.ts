@@ -362,7 +362,7 @@ describe("webhooks and deliveries pages", () => {
     const secret = /id="secret" class="secret">([^<]+)</.exec(html)?.[1];
     expect(secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
     const [row] = (await env.DB.prepare("select name, enabled, event_types from webhooks where id = ? and org_id = ?").bind(id, orgId).all()).results;
-    expect(row).toEqual({ name: "Audit to Slack", enabled: 1, event_types: null });
+    expect(row).toEqual({ name: "Audit to Slack", enabled: 1, event_types: '["AUDIT_LOG_CREATED"]' });
     const list = await (await browser.get("/ui/webhooks")).text();
     expect(list).toContain(id);
     expect(list).not.toContain(secret);
@@ -407,7 +407,7 @@ describe("webhooks and deliveries pages", () => {
     expect(await env.DB.prepare("select scope, environment_id, event_types from webhooks where org_id = ?").bind(orgId).first()).toEqual({
       scope: "environment",
       environment_id: 77,
-      event_types: null,
+      event_types: '["FLAG_UPDATED","FLAG_DELETED"]',
     });
     expect(await (await browser.get("/ui/webhooks")).text()).toContain('data-environment="77"');
   });

@@ -70,6 +70,7 @@ const WebhookCreate = z
       .array(eventType)
       .min(1)
       .max(WEBHOOK_EVENT_TYPES.length)
+      .refine((types) => new Set(types).size === types.length, "name each event type once")
       .nullable()
       .optional()
       .openapi({ description: `Left out or null: ${flagsmithDefaults}` }),
