@@ -79,9 +79,8 @@ function SourceCard({ source, session }: { source: Source; session: Session }) {
 
 function CreateForm({ session, error }: { session: Session; error?: ApiError }) {
   return (
-    <form method="post" action="/ui/flagsmith/new" class="card">
+    <form method="post" action="/ui/flagsmith/new" class="card" aria-labelledby="new-source">
       <Csrf session={session} />
-      <h2>New source</h2>
       {error && <Notice kind="bad">{error.message}</Notice>}
       <div class="fields">
         <div>
@@ -120,6 +119,7 @@ const listPage = async (c: Context<UiEnv>, error?: ApiError) => {
         not say which environment it is for.
       </p>
       {sources.length ? sources.map((s) => <SourceCard source={s} session={session} />) : <p class="card muted">No sources yet.</p>}
+      <h2 id="new-source">New source</h2>
       <CreateForm session={session} error={error} />
     </>,
     { section: "flagsmith", status: error ? error.status : 200 },

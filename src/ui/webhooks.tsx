@@ -289,11 +289,11 @@ webhookPages.get("/webhooks", async (c) => {
             Add organisation webhook
           </a>
         </div>
-        <p class="muted small">Flagsmith's audit log webhooks: one AUDIT_LOG_CREATED per audit entry (and, if chosen, every flag change).</p>
+        <p class="muted small">Flagsmith's audit log webhooks: one AUDIT_LOG_CREATED per audit entry, and every flag change (FLAG_UPDATED, FLAG_DELETED), as Flagsmith sends them.</p>
         {orgHooks.length ? orgHooks.map((h) => <WebhookCard hook={h} session={session} />) : <p class="card muted">No organisation webhooks yet.</p>}
       </section>
       <h2>Environment webhooks</h2>
-      <p class="muted small">Flagsmith's environment web hooks: FLAG_UPDATED and FLAG_DELETED for the flags of one environment.</p>
+      <p class="muted small">Flagsmith's environment webhooks: FLAG_UPDATED, FLAG_DELETED and NEW_VERSION_PUBLISHED for the flags of one environment.</p>
       {envIds.map((id) => {
         const hooks = envHooks.filter((h) => h.environment === id);
         return (
