@@ -67,13 +67,13 @@ describe("staged secret rotation", () => {
       secret_rotation: unknown;
     };
     expect(rotated.secret).toMatch(/^whsec_/);
-    expect(rotated.secret_rotation).toEqual({ staged: true, x_flagsmith_signature: "previous", previous_secret_expires_at: rotated.previous_secret_expires_at });
 
     const during = await delivered();
     expect(await during.flagsmithValidWith(OLD)).toBe(true);
     expect(await during.flagsmithValidWith(rotated.secret)).toBe(false);
     expect(during.standardEntries).toBe(2);
     expect(during.standardValidWith(OLD) && during.standardValidWith(rotated.secret)).toBe(true);
+    expect(rotated.secret_rotation).toEqual({ staged: true, x_flagsmith_signature: "previous", previous_secret_expires_at: rotated.previous_secret_expires_at });
 
     const confirmed = await api(`${path}/rotate-secret/confirm`, { method: "POST", headers: org.auth });
     expect(confirmed.status).toBe(200);
