@@ -206,7 +206,7 @@ function flagChangeType(eventType: WebhookEventType, state: FlagState): EventTyp
   return deleted ? "FEATURE_DELETED" : "FLAG_STATE_UPDATED";
 }
 
-/** Flagsmith's own `is_system_event` when the relayed audit log gives one; a version published by an API key is a person's change. */
+/** Flagsmith's own `is_system_event` when the relayed audit log gives one; false for a published version, as on Flagsmith's own entry for it. */
 export function relayedSystemEvent(event: ChangeEvent): boolean | null {
   if (event.relayed?.event_type === "NEW_VERSION_PUBLISHED") return false;
   const given = event.relayed?.event_type === "AUDIT_LOG_CREATED" ? dataOf(event.relayed).is_system_event : undefined;
