@@ -19,6 +19,8 @@ import http from "node:http";
 
 const SEED_CHECK = new URL("../test/fixtures/seed_signature_check.py", import.meta.url).pathname;
 const PYTHON_DUMPS = new URL("../test/fixtures/python_dumps.py", import.meta.url).pathname;
+/** Flagsmith's bodies may run to megabytes (issue 10); execFileSync's default keeps 1 MiB of output. */
+const PYTHON_MAX_BUFFER = 16 * 1024 * 1024;
 
 /** A tiny DNS-over-HTTPS (JSON) answerer for the URL policy tests: fixed names, fixed addresses. */
 const DNS = {
@@ -45,7 +47,7 @@ export async function startReceiver({ port = 0, host = "127.0.0.1", keepBodies =
       if (kind === "_control") return control(req.method, box(name), name, body, res);
       // POST /_seed-check {"secret","body","signature"}: runs the seed's Python snippet on them.
       if (kind === "_python-dumps") {
-        return send(res, { status: 200, body: execFileSync("python3", [PYTHON_DUMPS], { input: body }).toString() });
+        return send(res, { status: 200, body: execFileSync("python3", [PYTHON_DUMPS], { input: body, maxBuffer: PYTHON_MAX_BUFFER }).toString() });
       }
       if (kind === "dns-query") {
         const name = url.searchParams.get("name");
@@ -54,7 +56,7 @@ export async function startReceiver({ port = 0, host = "127.0.0.1", keepBodies =
         return send(res, { status: 200, headers: { "content-type": "application/dns-json" }, body: JSON.stringify({ Status: 0, Answer: answers }) });
       }
       if (kind === "_seed-check") {
-        const verdict = execFileSync("python3", [SEED_CHECK], { input: body }).toString().trim();
+        const verdict = execFileSync("python3", [SEED_CHECK], { input: body, maxBuffer: PYTHON_MAX_BUFFER }).toString().trim();
         return send(res, { status: 200, body: verdict });
       }
       if (req.method !== "POST" && req.method !== "GET") return send(res, { status: 405 });

@@ -7,6 +7,7 @@ import { auditRoutes } from "./api/audit";
 import type { AppEnv } from "./api/context";
 import { eventRoutes } from "./api/events";
 import { flagsmithInboundRoutes, inboundSourceRoutes } from "./api/inbound";
+import { INBOUND_PATH } from "./manage/inbound-sources";
 import { jsonBodyOnly, unsupportedMediaType } from "./api/json-body";
 import { deliveryRoutes } from "./api/deliveries";
 import { organisationRoutes } from "./api/organisations";
@@ -16,6 +17,11 @@ import { docsRoutes } from "./ui/docs";
 import { uiRoutes } from "./ui/index";
 
 export const MAX_BODY_BYTES = 256 * 1024;
+/**
+ * Flagsmith puts no limit on feature descriptions, and sends each twice in a FLAG_UPDATED. Its bodies
+ * may be as large as D1 can store (ingest/accept.ts MAX_STORED_BYTES decides, after escaping).
+ */
+export const INBOUND_MAX_BODY_BYTES = 2_000_000;
 
 /** Every path answers with and without a trailing slash (Flagsmith's clients use the slash). */
 const getPath = (req: Request) => {
@@ -28,16 +34,18 @@ const getPath = (req: Request) => {
 
 export const app = new OpenAPIHono<AppEnv>({ getPath });
 
-app.use(secureHeaders());
-app.use(
-  "/api/*",
+const limitTo = (maxSize: number, what: string) =>
   bodyLimit({
-    maxSize: MAX_BODY_BYTES,
+    maxSize,
     onError: () => {
-      throw new ApiError(413, "payload_too_large", `request bodies are limited to ${MAX_BODY_BYTES} bytes`);
+      throw new ApiError(413, "payload_too_large", `${what} are limited to ${maxSize} bytes`);
     },
-  }),
-);
+  });
+const apiBodyLimit = limitTo(MAX_BODY_BYTES, "request bodies");
+const inboundBodyLimit = limitTo(INBOUND_MAX_BODY_BYTES, "Flagsmith webhook bodies");
+
+app.use(secureHeaders());
+app.use("/api/*", (c, next) => (c.req.path.startsWith(`${INBOUND_PATH}/`) ? inboundBodyLimit(c, next) : apiBodyLimit(c, next)));
 // JSON APIs take JSON bodies only, in valid UTF-8.
 app.use("/api/*", jsonBodyOnly);
 

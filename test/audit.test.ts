@@ -131,10 +131,11 @@ describe("GET /api/v1/audit/", () => {
       {
         id: id.e2,
         event_id: expect.stringMatching(/^evt_/),
-        created_date: "2021-01-02T00:00:00.000000Z",
+        // As Flagsmith's AuditLogListSerializer writes them: a zero fraction left out, the environment's project by id.
+        created_date: "2021-01-02T00:00:00Z",
         log: "Flag state updated for feature: butter_bar",
         author: { id: 3, email: "Kyle@Example.com", first_name: "Kyle", last_name: "Johnson" },
-        environment: { id: 10, name: "Dev" },
+        environment: { id: 10, name: "Dev", project: 1 },
         project: { id: 1, name: "Alpha", organisation: A.orgId },
         related_object_id: 100,
         related_object_type: "FEATURE_STATE",
@@ -341,10 +342,10 @@ describe("GET /api/v1/audit/{id}/", () => {
     expect(await res.json()).toEqual({
       id: id.e4,
       event_id: expect.stringMatching(/^evt_/),
-      created_date: "2021-01-04T00:00:00.000000Z",
+      created_date: "2021-01-04T00:00:00Z",
       log: "Remote config value updated for feature: rolloutX100",
       author: null,
-      environment: { id: 12, name: "Staging" },
+      environment: { id: 12, name: "Staging", project: 1 },
       project: { id: 1, name: "Alpha", organisation: A.orgId },
       related_object_id: 102,
       related_object_type: "FEATURE_STATE",

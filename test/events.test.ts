@@ -75,7 +75,8 @@ describe("POST /api/v1/events", () => {
       created_date: "2021-06-18T07:50:26.595298Z",
       log: "Flag state updated for feature: butter_bar",
       author: { id: 3, email: "user@domain.com", first_name: "Kyle", last_name: "Johnson" },
-      environment: { id: 23, name: "Development" },
+      // Flagsmith's EnvironmentSerializerLight names the environment's project by id.
+      environment: { id: 23, name: "Development", project: 12 },
       project: { id: 12, name: "Flagsmith Website", organisation: orgId },
       related_object_id: 7168,
       related_object_type: "FEATURE_STATE",
@@ -379,7 +380,7 @@ describe("projects and environments", () => {
       [{ id: 12, name: "Website" }],
       [{ id: 23, project_id: 12, name: "Development", api_key: "env-key" }],
     ]);
-    expect((await entryOf(auth, ids[1])).environment).toEqual({ id: 23, name: "Development" });
+    expect((await entryOf(auth, ids[1])).environment).toEqual({ id: 23, name: "Development", api_key: "env-key", project: 12 });
   });
 
   it("belong to their organisation: the same ids in two organisations are two rows", async () => {
@@ -404,12 +405,20 @@ describe("occurred_at", () => {
     ["2021-06-18t07:50z", "2021-06-18T07:50:00.000000Z"],
   ];
 
-  it("is normalised to ISO-8601 UTC with microseconds and Z", async () => {
+  it("is normalised to ISO-8601 UTC with microseconds and Z, and answered as Flagsmith's serialiser writes it", async () => {
     const { auth } = await createOrganisation();
     const ids = await ingestBatch(auth, cases.map(([given]) => ({ ...seedEvent, occurred_at: given })));
     const stored = [];
-    for (const id of ids) stored.push([cases[stored.length][0], (await entryOf(auth, id)).created_date]);
+    const answered = [];
+    for (const id of ids) {
+      await entryOf(auth, id);
+      const row = await env.DB.prepare("select created_date from audit_entries where event_id = ?").bind(id).first<{ created_date: string }>();
+      stored.push([cases[stored.length][0], row!.created_date]);
+      answered.push((await entryOf(auth, id)).created_date);
+    }
     expect(stored).toEqual(cases);
+    // Django REST framework (isoformat()) leaves out a zero fraction: ...:26Z, as Flagsmith's audit log does.
+    expect(answered).toEqual(cases.map(([, normalised]) => normalised.replace(".000000Z", "Z")));
   });
 
   it("defaults to the time of receipt, in the same form", async () => {

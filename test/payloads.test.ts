@@ -174,7 +174,7 @@ describe("audit log webhook payload", () => {
       event,
       auditData: data,
       timestamp: event.occurred_at!,
-      webhooks: [{ id: "whk_1", scope: "organisation", environmentId: null, eventTypes: null }],
+      webhooks: [{ id: "whk_1", scope: "organisation", environmentId: null, eventTypes: ["AUDIT_LOG_CREATED"] }],
       projectEnvironments: [],
       projectName: null,
     });
@@ -189,7 +189,7 @@ describe("audit log webhook payload", () => {
 
 describe("fan-out", () => {
   const hooks: Subscriber[] = [
-    { id: "org", scope: "organisation", environmentId: null, eventTypes: null },
+    { id: "org", scope: "organisation", environmentId: null, eventTypes: ["AUDIT_LOG_CREATED"] },
     { id: "org-flags", scope: "organisation", environmentId: null, eventTypes: ["FLAG_UPDATED", "FLAG_DELETED"] },
     { id: "dev", scope: "environment", environmentId: 23, eventTypes: null },
     { id: "prod", scope: "environment", environmentId: 24, eventTypes: null },
@@ -231,5 +231,112 @@ describe("fan-out", () => {
   it("sends only the audit entry for events with no environment webhook event", () => {
     expect(plan({ type: "SEGMENT_CREATED", segment: { id: 1, name: "s" } })).toEqual(["org:AUDIT_LOG_CREATED:-"]);
     expect(plan({ type: "FEATURE_UPDATED" })).toEqual(["org:AUDIT_LOG_CREATED:-"]);
+  });
+});
+
+// Issue 10, point 6: what real Flagsmith receivers read. Shapes from Flagsmith 2.265:
+// api/environments/models.py (Webhook.generate_webhook_feature_state_data) and api/features/tasks.py
+// for flag states (multivariate_feature_state_values since PR 6666: {id, multivariate_feature_option
+// {id, value}, percentage_allocation}); api/audit/serializers.py AuditLogListSerializer for the audit
+// log (author: users/serializers.py UserListSerializer; environment: EnvironmentSerializerLight, whose
+// project is an id; project: ProjectListSerializer), dates written by Django REST framework (isoformat()).
+describe("flaghook's own payloads, as Flagsmith's receivers read them", () => {
+  const variant = { id: 91, multivariate_feature_option: { id: 12, value: "green" }, percentage_allocation: 50 };
+
+  it("sends multivariate_feature_state_values on every state once the event gives them, [] where a state has none", async () => {
+    const event = parse({
+      ...base,
+      type: "FLAG_STATE_UPDATED",
+      previous_state: { enabled: false, feature_state_value: "blue" },
+      new_state: { enabled: true, feature_state_value: "blue", multivariate_feature_state_values: [variant] },
+    });
+    const body = flagPayload(event, development, "2021-06-18T07:50:26.595298Z");
+    expect(JSON.parse(body).data).toEqual({
+      changed_by: "Ben Rometsch",
+      new_state: state(true, "blue", { multivariate_feature_state_values: [variant] }),
+      previous_state: state(false, "blue", { multivariate_feature_state_values: [] }),
+      timestamp: "2021-06-18T07:50:26.595298Z",
+    });
+    expect(body).toBe(await pythonDumps(body));
+    // The seed's fields only: the seed's shape, without the key (the first test of this file).
+    expect(flagPayload(parse({ ...base, type: "FLAG_STATE_UPDATED", new_state: { enabled: true } }), development, "2021-06-18T07:50:26.595298Z")).not.toContain("multivariate");
+  });
+
+  it("never sends a null feature.created_date: the first time flaghook saw the feature, else the change's own time", () => {
+    const { created_date: _dropped, ...feature } = butterBar;
+    const event = parse({ ...base, feature, type: "FLAG_STATE_UPDATED", new_state: { enabled: true } });
+    const seen = JSON.parse(flagPayload(event, development, "2024-01-02T03:04:05.000006Z", null, { featureCreatedDate: "2023-12-01T00:00:00.000000Z" }));
+    expect(seen.data.new_state.feature.created_date).toBe("2023-12-01T00:00:00.000000Z");
+    const unseen = JSON.parse(flagPayload(event, development, "2024-01-02T03:04:05.000006Z"));
+    expect(unseen.data.new_state.feature.created_date).toBe("2024-01-02T03:04:05.000006Z");
+    // A date the event gives wins.
+    expect(JSON.parse(flagPayload(parse({ ...base, type: "FLAG_STATE_UPDATED", new_state: { enabled: true } }), development, "2024-01-02T03:04:05.000006Z", null, { featureCreatedDate: "2023-12-01T00:00:00.000000Z" })).data.new_state.feature.created_date).toBe(butterBar.created_date);
+  });
+
+  it("passes fields the event adds to the feature on untouched, flaghook's own winning where both exist", () => {
+    const event = parse({ ...base, feature: { ...butterBar, tags: [3], uuid: "f-uuid", id: 7168 }, type: "FLAG_STATE_UPDATED", new_state: { enabled: true } });
+    const feature = JSON.parse(flagPayload(event, development, "2021-06-18T07:50:26.595298Z")).data.new_state.feature;
+    expect(feature).toEqual({ ...butterBar, tags: [3], uuid: "f-uuid", project: { id: 12, name: "Flagsmith Website" } });
+  });
+
+  it("writes changed_by as the author's email for a webhook that asks for Flagsmith's form, and as the seed's name by default", () => {
+    const event = parse({ ...base, type: "FLAG_STATE_UPDATED", new_state: { enabled: true } });
+    expect(changedBy(event)).toBe("Ben Rometsch");
+    expect(changedBy(event, "email")).toBe("ben@example.com");
+    expect(changedBy(parse({ ...base, type: "FEATURE_UPDATED", author: null, api_key_name: "terraform" }), "email")).toBe("terraform");
+    const planned = planDeliveries({
+      event,
+      auditData: {},
+      timestamp: "2021-06-18T07:50:26.595298Z",
+      webhooks: [
+        { id: "by-name", scope: "environment", environmentId: 23, eventTypes: null },
+        { id: "by-email", scope: "environment", environmentId: 23, eventTypes: null, changedBy: "email" },
+      ],
+      projectEnvironments: [],
+      projectName: null,
+    });
+    expect(planned.map((p) => [p.webhookId, JSON.parse(p.payload).data.changed_by])).toEqual([
+      ["by-name", "Ben Rometsch"],
+      ["by-email", "ben@example.com"],
+    ]);
+  });
+
+  it("sends AUDIT_LOG_CREATED with every AuditLogListSerializer field flaghook knows, the event's extra Flagsmith fields untouched, and a zero fraction left out", async () => {
+    const event = parse({
+      type: "FLAG_STATE_UPDATED",
+      occurred_at: "2024-05-01T10:11:02Z",
+      author: { id: 3, email: "user@domain.com", first_name: "Kyle", last_name: "Johnson", last_login: "2024-04-30T08:00:00.123456Z", uuid: "a-uuid" },
+      project: { id: 6, name: "Project name", uuid: "p-uuid", organisation: 999 },
+      environment: { id: 23, name: "Development", api_key: "ser.key", uuid: "e-uuid", use_v2_feature_versioning: true },
+      feature: { id: 7168, name: "butter_bar" },
+      new_state: { enabled: true },
+    });
+    const fields = auditFields(1, event, event.occurred_at!);
+    const data = auditData({ ...fields, id: 101 });
+    const expected = {
+      id: 101,
+      created_date: "2024-05-01T10:11:02Z",
+      log: "Flag state updated for feature: butter_bar",
+      author: { id: 3, email: "user@domain.com", first_name: "Kyle", last_name: "Johnson", last_login: "2024-04-30T08:00:00.123456Z", uuid: "a-uuid" },
+      environment: { id: 23, name: "Development", api_key: "ser.key", project: 6, uuid: "e-uuid", use_v2_feature_versioning: true },
+      // The organisation is flaghook's tenant, whatever the event said.
+      project: { id: 6, name: "Project name", organisation: 1, uuid: "p-uuid" },
+      related_object_id: 7168,
+      related_object_type: "FEATURE_STATE",
+      related_object_uuid: null,
+      is_system_event: false,
+    };
+    expect(data).toEqual(expected);
+    const [delivery] = planDeliveries({
+      event,
+      auditData: data,
+      timestamp: event.occurred_at!,
+      webhooks: [{ id: "org", scope: "organisation", environmentId: null, eventTypes: ["AUDIT_LOG_CREATED"] }],
+      projectEnvironments: [],
+      projectName: null,
+    });
+    expect(delivery.payload).toBe(sortedJson({ data: expected, event_type: "AUDIT_LOG_CREATED" }));
+    expect(delivery.payload).toBe(await pythonDumps(delivery.payload));
+    expect(delivery.payload).toContain('"created_date": "2024-05-01T10:11:02Z"');
   });
 });

@@ -5,6 +5,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import worker from "../src/index";
 import { advanceClock, resetClock } from "../src/domain/clock";
+import { createSource, flagsmithBody, postAsFlagsmith } from "./flagsmith";
 import { ADMIN, call, countRows, createOrganisation, eventually, mailbox, receiverUrl, recorded, scriptMailbox } from "./helpers";
 import { Browser, ORIGIN, fetchPage } from "./ui-client";
 
@@ -349,7 +350,7 @@ describe("webhooks and deliveries pages", () => {
     const secret = /id="secret" class="secret">([^<]+)</.exec(html)?.[1];
     expect(secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
     const [row] = (await env.DB.prepare("select name, enabled, event_types from webhooks where id = ? and org_id = ?").bind(id, orgId).all()).results;
-    expect(row).toEqual({ name: "Audit to Slack", enabled: 1, event_types: null });
+    expect(row).toEqual({ name: "Audit to Slack", enabled: 1, event_types: '["AUDIT_LOG_CREATED"]' });
     const list = await (await browser.get("/ui/webhooks")).text();
     expect(list).toContain(id);
     expect(list).not.toContain(secret);
@@ -394,7 +395,7 @@ describe("webhooks and deliveries pages", () => {
     expect(await env.DB.prepare("select scope, environment_id, event_types from webhooks where org_id = ?").bind(orgId).first()).toEqual({
       scope: "environment",
       environment_id: 77,
-      event_types: null,
+      event_types: '["FLAG_UPDATED","FLAG_DELETED"]',
     });
     expect(await (await browser.get("/ui/webhooks")).text()).toContain('data-environment="77"');
   });
@@ -477,5 +478,98 @@ describe("errors", () => {
     expect(res.status).toBe(404);
     expect(res.headers.get("content-type")).toContain("text/html");
     expect(await res.text()).toContain("There is no such page.");
+  });
+});
+
+// Issue 10: the Flagsmith page (inbound sources, last test received, unsigned marked), Flagsmith's
+// event types as the obvious choice, staged rotation with its confirm button, and published versions.
+describe("Flagsmith drop-in pages", () => {
+  it("lists inbound sources with their last webhook and last Test webhook sample, marks an unsigned one, creates and revokes", async () => {
+    const org = await signedIn();
+    const source = await createSource(org, { name: "Flagsmith EU" });
+    const sample = {
+      created_date: "2020-02-23T17:30:57.006318Z",
+      log: "New Flag / Remote Config created: my_feature",
+      author: { id: 1, email: "user@domain.com", first_name: "Jane", last_name: "Doe" },
+      environment: null,
+      project: { id: 1, name: "Test Project", organisation: 1 },
+      related_object_id: 1,
+      related_object_type: "FEATURE",
+    };
+    expect((await postAsFlagsmith(source, await flagsmithBody("AUDIT_LOG_CREATED", sample), source.secret)).status).toBe(200);
+
+    const token = await org.browser.token("/ui/flagsmith");
+    const created = await org.browser.post("/ui/flagsmith/new", { csrf: token, name: "No secret", secret: "", unsigned: "true" });
+    expect(created.status).toBe(201);
+    const shown = await created.text();
+    expect(shown).toMatch(/id="url" class="secret">http:\/\/flaghook\.test\/api\/v1\/inbound\/flagsmith\/fhi_[0-9a-z]{52}</);
+    expect(shown).not.toContain('id="secret"');
+    expect(shown).toContain("leave the secret blank in Flagsmith");
+
+    const page = await (await org.browser.get("/ui/flagsmith")).text();
+    const card = (id: string) => page.slice(page.indexOf(`data-source="${id}"`), page.indexOf("</article>", page.indexOf(`data-source="${id}"`)));
+    expect(card(source.id)).toContain("Flagsmith EU");
+    expect(card(source.id)).toMatch(/data-last-test[^>]*><time datetime="\d{4}-/);
+    expect(card(source.id)).toContain('<span class="badge ok">signed</span>');
+    const unsignedId = /data-source="(src_[0-9a-z]+)"/g;
+    const ids = [...page.matchAll(unsignedId)].map((m) => m[1]).filter((id) => id !== source.id);
+    expect(ids).toHaveLength(1);
+    expect(card(ids[0])).toContain('data-unsigned="true"');
+    expect(card(ids[0])).toContain("anyone who knows its URL can post changes to it");
+    expect(card(ids[0])).toContain("none yet");
+
+    expect(await (await org.browser.get(`/ui/flagsmith/${ids[0]}/revoke`)).text()).toContain("Revoke “No secret”?");
+    const revoked = await org.browser.post(`/ui/flagsmith/${ids[0]}/revoke`, { csrf: token });
+    expect(revoked.headers.get("location")).toBe("/ui/flagsmith?done=revoked");
+    expect(await countRows("inbound_sources", "id = ? and revoked_at is not null", ids[0])).toBe(1);
+  });
+
+  it("offers what Flagsmith sends as the choice for a new webhook, and stores it when nothing is ticked", async () => {
+    const { browser, orgId } = await signedIn();
+    const form = await (await browser.get("/ui/webhooks/new?scope=organisation")).text();
+    expect(form).toContain("the same as Flagsmith sends an audit log webhook (AUDIT_LOG_CREATED, FLAG_UPDATED, FLAG_DELETED)");
+    for (const t of ["AUDIT_LOG_CREATED", "FLAG_UPDATED", "FLAG_DELETED"]) expect(form).toMatch(new RegExp(`value="${t}" checked`));
+    expect(form).not.toMatch(/value="NEW_VERSION_PUBLISHED" checked/);
+    const token = await browser.token();
+    const res = await browser.post("/ui/webhooks/new", { csrf: token, scope: "organisation", url: `${receiverUrl()}/hooks/ui-defaults`, changed_by: "email", enabled: "true" });
+    expect(res.status).toBe(201);
+    expect(await env.DB.prepare("select event_types, changed_by from webhooks where org_id = ?").bind(orgId).first()).toEqual({
+      event_types: '["AUDIT_LOG_CREATED","FLAG_UPDATED","FLAG_DELETED"]',
+      changed_by: "email",
+    });
+    expect(await (await browser.get("/ui/webhooks")).text()).toContain("(same as Flagsmith)");
+  });
+
+  it("rotates a secret staged, says so on the webhook until the owner confirms the switch", async () => {
+    const { browser } = await signedIn();
+    const { id, token } = await createHookThroughForm(browser);
+    const rotated = await (await browser.post(`/ui/webhooks/${id}/rotate-secret`, { csrf: token })).text();
+    expect(rotated).toContain('id="confirm-switch"');
+    expect(rotated).toContain(`action="/ui/webhooks/${id}/rotate-secret/confirm"`);
+    expect(await (await browser.get("/ui/webhooks")).text()).toContain('data-rotation="previous"');
+    const confirmed = await browser.post(`/ui/webhooks/${id}/rotate-secret/confirm`, { csrf: token });
+    expect(confirmed.headers.get("location")).toBe(`/ui/webhooks?done=switched#${id}`);
+    const after = await (await browser.get("/ui/webhooks?done=switched")).text();
+    expect(after).toContain("Secret switched");
+    expect(after).not.toContain("data-rotation=");
+    expect(await env.DB.prepare("select previous_secret, staged_rotation from webhooks where id = ?").bind(id).first()).toEqual({ previous_secret: null, staged_rotation: 0 });
+  });
+
+  it("shows the feature states of a version Flagsmith published on its audit entry", async () => {
+    const org = await signedIn();
+    const source = await createSource(org);
+    const data = {
+      uuid: "2b9a0c3e-5f0c-4a69-9a1d-3f6a7f2c8e10",
+      feature: { id: 4321, name: "checkout_v2" },
+      published_by: { id: 7, email: "ana@example.com" },
+      feature_states: [{ enabled: true, value: "blue", multivariate_feature_state_values: [{ id: 91, multivariate_feature_option: { id: 12, value: "green" }, percentage_allocation: 50 }] }],
+    };
+    const res = await postAsFlagsmith(source, await flagsmithBody("NEW_VERSION_PUBLISHED", data), source.secret, "?environment=41");
+    const { audit_entry_id } = await recorded(org.auth, ((await res.json()) as { event_id: string }).event_id);
+    const html = await (await org.browser.get(`/ui/audit/${audit_entry_id}`)).text();
+    expect(html).toContain("New version published for feature: checkout_v2");
+    expect(html).toContain("feature_states");
+    expect(html).toContain("green");
+    expect(html).toContain("ana@example.com");
   });
 });

@@ -13,7 +13,18 @@ describe("webhook management", () => {
     const created = await call(`${base}/`, { method: "POST", headers: auth, json: { url: `${receiverUrl()}/hooks/crud`, name: "Audit stream" } });
     expect(created.status).toBe(201);
     const hook = await json<Hook>(created);
-    expect(hook).toMatchObject({ name: "Audit stream", enabled: true, event_types: null, has_secret: true, disabled_reason: null, scope: "organisation" });
+    // No event_types: the same as Flagsmith sends an organisation webhook, stored on the webhook.
+    expect(hook).toMatchObject({
+      name: "Audit stream",
+      enabled: true,
+      event_types: ["AUDIT_LOG_CREATED", "FLAG_UPDATED", "FLAG_DELETED"],
+      changed_by: "name",
+      has_secret: true,
+      disabled_reason: null,
+      scope: "organisation",
+      secret_rotation: null,
+    });
+    expect(await countRows("webhooks", "id = ? and event_types = ?", hook.id, '["AUDIT_LOG_CREATED","FLAG_UPDATED","FLAG_DELETED"]')).toBe(1);
     expect(hook.id).toMatch(/^whk_/);
     expect(hook.secret).toMatch(/^whsec_/);
 
@@ -46,7 +57,7 @@ describe("webhook management", () => {
     });
     expect(logs.map((l) => l.log)).toEqual([
       `Webhook deleted: renamed (${receiverUrl()}/hooks/audited)`,
-      `Webhook secret rotated: renamed (${receiverUrl()}/hooks/audited)`,
+      `Webhook secret rotated (staged): renamed (${receiverUrl()}/hooks/audited)`,
       `Webhook updated (name): renamed (${receiverUrl()}/hooks/audited)`,
       `Webhook created: h (${receiverUrl()}/hooks/audited)`,
     ]);

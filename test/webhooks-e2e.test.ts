@@ -6,7 +6,7 @@ describe("delivery end to end", () => {
   it("delivers a signed FLAG_UPDATED and AUDIT_LOG_CREATED that the seed's Python check and standardwebhooks accept", async () => {
     const { orgId, auth } = await createOrganisation();
     const orgHook = (await (
-      await call(`/api/v1/organisations/${orgId}/webhooks/`, { method: "POST", headers: auth, json: { url: `${receiverUrl()}/hooks/e2e-org`, name: "audit" } })
+      await call(`/api/v1/organisations/${orgId}/webhooks/`, { method: "POST", headers: auth, json: { url: `${receiverUrl()}/hooks/e2e-org`, name: "audit", event_types: ["AUDIT_LOG_CREATED"] } })
     ).json()) as { id: string; secret: string };
     const envHook = (await (
       await call(`/api/v1/environments/23/webhooks/`, { method: "POST", headers: auth, json: { url: `${receiverUrl()}/hooks/e2e-env`, secret: "my shared secret" } })

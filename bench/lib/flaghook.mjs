@@ -34,9 +34,12 @@ export async function createOrganisation(base, name = "Bench") {
   return { orgId: org.id, key: key.key, auth: { Authorization: `Api-Key ${key.key}` } };
 }
 
-/** An organisation webhook (AUDIT_LOG_CREATED) posting to `url`; answers {id, secret}. */
+/**
+ * An organisation webhook (AUDIT_LOG_CREATED only: since issue 10 a new one also gets flag changes by
+ * default, as Flagsmith's do; the bench keeps one delivery per event to it) posting to `url`.
+ */
 export const createOrganisationWebhook = (base, org, url, name = "audit log") =>
-  api(base, `/api/v1/organisations/${org.orgId}/webhooks`, { method: "POST", headers: org.auth, json: { url, name } });
+  api(base, `/api/v1/organisations/${org.orgId}/webhooks`, { method: "POST", headers: org.auth, json: { url, name, event_types: ["AUDIT_LOG_CREATED"] } });
 
 /** An environment webhook (FLAG_UPDATED / FLAG_DELETED) posting to `url`; answers {id, secret}. */
 export const createEnvironmentWebhook = (base, org, environmentId, url, name = "environment") =>

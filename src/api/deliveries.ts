@@ -1,5 +1,6 @@
 // One delivery with its attempts, and redelivering it.
 import { createRoute, z } from "@hono/zod-openapi";
+import { WEBHOOK_EVENT_TYPES } from "../domain/fanout";
 import { database } from "../db/client";
 import { deliveryWithAttempts, redeliver } from "../manage/deliveries";
 import { requireOrganisation } from "./auth";
@@ -12,7 +13,7 @@ export const Delivery = z
     webhook_id: z.string(),
     event_id: z.string().nullable(),
     audit_entry_id: z.number().int().nullable(),
-    event_type: z.enum(["AUDIT_LOG_CREATED", "FLAG_UPDATED", "FLAG_DELETED"]),
+    event_type: z.enum(WEBHOOK_EVENT_TYPES),
     status: z.enum(["pending", "delivered", "failed"]),
     attempt_count: z.number().int(),
     next_attempt_at: z.string().nullable(),

@@ -3,11 +3,12 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { notFound } from "../domain/errors";
-import { SCOPE_EVENT_TYPES, type WebhookScope } from "../domain/fanout";
+import { DEFAULT_EVENT_TYPES, SCOPE_EVENT_TYPES, WEBHOOK_EVENT_TYPES, type WebhookScope } from "../domain/fanout";
 import { timestamp } from "../domain/event";
 import { database } from "../db/client";
 import { deliveryOut, listDeliveries, recover, type DeliveryCursor } from "../manage/deliveries";
 import {
+  confirmSecret,
   createWebhook,
   deleteWebhook,
   findWebhook,
@@ -24,7 +25,17 @@ import { resource, type AppEnv } from "./context";
 import { Delivery } from "./deliveries";
 import { conflictResponse, decodeCursor, encodeCursor, errorResponses, json, jsonBody, page, pageSize } from "./schemas";
 
-const eventType = z.enum(SCOPE_EVENT_TYPES.organisation);
+const eventType = z.enum(WEBHOOK_EVENT_TYPES);
+const flagsmithDefaults = `same as Flagsmith: ${DEFAULT_EVENT_TYPES.organisation.join(", ")} for organisation webhooks; ${DEFAULT_EVENT_TYPES.environment.join(", ")} for environment webhooks`;
+const changedBy = z.enum(["name", "email"]);
+
+const SecretRotation = z
+  .object({
+    staged: z.boolean(),
+    x_flagsmith_signature: z.enum(["previous", "new"]).openapi({ description: "The secret X-Flagsmith-Signature is signed with now" }),
+    previous_secret_expires_at: z.string().openapi({ description: "Until then the previous secret signs webhook-signature too (and, when staged and not confirmed, X-Flagsmith-Signature)" }),
+  })
+  .openapi("SecretRotation");
 
 export const Webhook = z
   .object({
@@ -34,11 +45,13 @@ export const Webhook = z
     scope: z.enum(["organisation", "environment"]),
     environment: z.number().int().nullable(),
     enabled: z.boolean(),
-    event_types: z.array(eventType).nullable().openapi({ description: "null: every event of the scope" }),
+    event_types: z.array(eventType).openapi({ description: "The events this webhook receives" }),
+    changed_by: changedBy.openapi({ description: "changed_by in flaghook's own FLAG_UPDATED / FLAG_DELETED: \"first last\" (name) or the author's email (email, as Flagsmith since 2022)" }),
     created_at: z.string(),
     updated_at: z.string(),
     disabled_reason: z.string().nullable(),
     has_secret: z.boolean(),
+    secret_rotation: SecretRotation.nullable(),
   })
   .openapi("Webhook");
 
@@ -46,13 +59,22 @@ const WebhookWithSecret = Webhook.extend({
   secret: z.string().openapi({ description: "Shown only when created or rotated" }),
 }).openapi("WebhookWithSecret");
 
-const secret = z.string().min(8).max(256);
+// Any non-blank secret, as Flagsmith takes any: a receiver moved from Flagsmith keeps the one it checks.
+const secret = z.string().min(1).max(256);
 const WebhookCreate = z
   .strictObject({
     url: z.string().max(2048),
     name: z.string().trim().min(1).max(200).optional(),
     enabled: z.boolean().optional(),
-    event_types: z.array(eventType).min(1).max(3).nullable().optional(),
+    event_types: z
+      .array(eventType)
+      .min(1)
+      .max(WEBHOOK_EVENT_TYPES.length)
+      .refine((types) => new Set(types).size === types.length, "name each event type once")
+      .nullable()
+      .optional()
+      .openapi({ description: `Left out or null: ${flagsmithDefaults}` }),
+    changed_by: changedBy.optional().openapi({ description: "Default: name" }),
     secret: secret.optional().openapi({ description: "Default: whsec_ + base64 of 32 random bytes" }),
   })
   .openapi("WebhookCreate");
@@ -137,13 +159,43 @@ export function webhookRoutes(scope: WebhookScope) {
       path: "/{id}/rotate-secret",
       tags,
       security,
-      request: { params: idParam, body: { required: false, content: { "application/json": { schema: z.strictObject({ secret: secret.optional() }) } } } },
+      summary: "Issue a new secret; staged by default: X-Flagsmith-Signature keeps the previous one until confirmed",
+      request: {
+        params: idParam,
+        body: {
+          required: false,
+          content: {
+            "application/json": {
+              schema: z.strictObject({
+                secret: secret.optional(),
+                staged: z.boolean().optional().openapi({
+                  description:
+                    "Default true: X-Flagsmith-Signature keeps the previous secret until POST .../rotate-secret/confirm or the grace period ends; false: it switches now",
+                }),
+              }),
+            },
+          },
+        },
+      },
       responses: { 200: json(WebhookWithSecret.extend({ previous_secret_expires_at: z.string().nullable() }), "Rotated; the old secret signs too until it expires"), ...errorResponses },
     }),
     async (c) => {
-      const body = (c.req.valid("json") ?? {}) as { secret?: string };
-      return c.json(await rotateSecret(c.env, await hook(c, c.req.valid("param").id), body.secret), 200);
+      const body = (c.req.valid("json") ?? {}) as { secret?: string; staged?: boolean };
+      return c.json(await rotateSecret(c.env, await hook(c, c.req.valid("param").id), body), 200);
     },
+  );
+
+  routes.openapi(
+    createRoute({
+      method: "post",
+      path: "/{id}/rotate-secret/confirm",
+      tags,
+      security,
+      summary: "Switch to the new secret now: the receiver checks it; the previous secret stops signing",
+      request: { params: idParam },
+      responses: { 200: json(Webhook, "Switched"), ...errorResponses },
+    }),
+    async (c) => c.json(await confirmSecret(c.env, await hook(c, c.req.valid("param").id)), 200),
   );
 
   routes.openapi(

@@ -1,6 +1,7 @@
 // The one source of truth for flaghook's tables; `npm run db:generate` turns it into migrations/.
 import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { WEBHOOK_EVENT_TYPES } from "../domain/fanout";
 
 /** Milliseconds since the epoch; every timestamp column uses it except audit `created_date`. */
 const ms = (name: string) => integer(name);
@@ -86,6 +87,25 @@ export const environments = sqliteTable(
   ],
 );
 
+/**
+ * Features named by events, for what payloads need and an event may leave out: Flagsmith always
+ * sends feature.created_date, so when no event gave it, it is the first time flaghook saw the feature.
+ */
+export const features = sqliteTable(
+  "features",
+  {
+    orgId: integer("org_id").notNull(),
+    id: integer("id").notNull(),
+    projectId: integer("project_id"),
+    name: text("name"),
+    createdDate: text("created_date").notNull(), // Flagsmith's microsecond ISO string
+    /** true: an event gave created_date; false: the earliest change flaghook saw (an estimate). */
+    createdDateGiven: integer("created_date_given", { mode: "boolean" }).notNull(),
+    updatedAt: ms("updated_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.orgId, t.id] })],
+);
+
 /** Append-only: rows are inserted by the recorder and only `fanned_out` ever changes. */
 export const auditEntries = sqliteTable(
   "audit_entries",
@@ -106,6 +126,9 @@ export const auditEntries = sqliteTable(
     projectName: text("project_name"),
     environmentId: integer("environment_id"),
     environmentName: text("environment_name"),
+    environmentApiKey: text("environment_api_key"),
+    /** JSON {project?, environment?} of the fields an event gave beyond flaghook's, passed on in AUDIT_LOG_CREATED. */
+    scopeExtras: text("scope_extras"),
     relatedObjectId: integer("related_object_id"),
     relatedObjectType: text("related_object_type").notNull(),
     relatedObjectUuid: text("related_object_uuid"),
@@ -138,10 +161,14 @@ export const webhooks = sqliteTable(
     url: text("url").notNull(),
     name: text("name").notNull(),
     enabled: integer("enabled", { mode: "boolean" }).notNull(),
-    eventTypes: text("event_types"), // JSON array, null means every event of the scope
+    eventTypes: text("event_types"), // JSON array; null only on rows older than the stored default (see migrations)
+    /** How flaghook's own FLAG_UPDATED / FLAG_DELETED write changed_by: "name" (the seed's) or "email" (Flagsmith's). */
+    changedBy: text("changed_by", { enum: ["name", "email"] }).notNull().default("name"),
     secret: text("secret").notNull(), // AES-GCM ciphertext
     previousSecret: text("previous_secret"),
     previousSecretExpiresAt: ms("previous_secret_expires_at"),
+    /** A staged rotation: X-Flagsmith-Signature keeps the previous secret until confirmed or expired. */
+    stagedRotation: integer("staged_rotation", { mode: "boolean" }).notNull().default(false),
     disabledReason: text("disabled_reason"),
     failingSince: ms("failing_since"),
     createdAt: ms("created_at").notNull(),
@@ -158,7 +185,7 @@ export const deliveries = sqliteTable(
     webhookId: text("webhook_id").notNull(),
     auditEntryId: integer("audit_entry_id"),
     eventId: text("event_id"),
-    eventType: text("event_type", { enum: ["AUDIT_LOG_CREATED", "FLAG_UPDATED", "FLAG_DELETED"] }).notNull(),
+    eventType: text("event_type", { enum: WEBHOOK_EVENT_TYPES }).notNull(),
     payload: text("payload").notNull(), // the exact bytes sent on every attempt
     status: text("status", { enum: ["pending", "delivered", "failed"] }).notNull(),
     attemptCount: integer("attempt_count").notNull().default(0),
@@ -202,9 +229,13 @@ export const inboundSources = sqliteTable(
     name: text("name").notNull(),
     tokenHash: text("token_hash").notNull(), // SHA-256 hex of the URL token; the token is shown once
     tokenPrefix: text("token_prefix").notNull(), // enough of the token to recognise the URL in a list
-    secret: text("secret").notNull(), // AES-GCM ciphertext of the secret Flagsmith signs with
+    secret: text("secret").notNull(), // AES-GCM ciphertext of the secret Flagsmith signs with; "" when unsigned
+    /** false: created explicitly as unsigned (a blank secret in Flagsmith sends no signature). */
+    signed: integer("signed", { mode: "boolean" }).notNull().default(true),
     createdAt: ms("created_at").notNull(),
     lastReceivedAt: ms("last_received_at"),
+    /** The last of Flagsmith's "Test webhook" samples received (not recorded, not relayed). */
+    lastTestReceivedAt: ms("last_test_received_at"),
     revokedAt: ms("revoked_at"),
   },
   (t) => [uniqueIndex("inbound_sources_token").on(t.tokenHash), index("inbound_sources_org").on(t.orgId, t.createdAt)],

@@ -11,7 +11,7 @@ import { recordSystemEvent } from "../ingest/accept";
 import { enqueueDeliveries } from "./enqueue";
 import { decryptSecret } from "./secrets";
 import { sendAttempt, type AttemptResult } from "./send";
-import { signatureHeaders } from "./sign";
+import { signatureHeaders, type SigningSecrets } from "./sign";
 
 /** One attempt of one delivery to make. */
 export interface DeliveryRef {
@@ -104,7 +104,7 @@ async function inLanes<T, R>(items: readonly T[], run: (item: T) => Promise<R>):
   return results;
 }
 
-/** Signs and sends one attempt; the secret list includes a rotated-out secret during its grace period. */
+/** Signs and sends one attempt with the webhook's secrets of this moment (a rotation's included). */
 export async function attempt(env: Env, delivery: DeliveryRow, webhook: WebhookRow, at: number): Promise<AttemptResult> {
   const cfg = config(env);
   const secrets = await webhookSecrets(cfg.secretsKey!, webhook, at);
@@ -112,10 +112,15 @@ export async function attempt(env: Env, delivery: DeliveryRow, webhook: WebhookR
   return sendAttempt(webhook.url, delivery.payload, headers, cfg.deliveryTimeoutMs, at);
 }
 
-export async function webhookSecrets(secretsKey: string, webhook: WebhookRow, at: number): Promise<string[]> {
+/**
+ * During a rotation's grace period the previous secret signs webhook-signature too; during a staged
+ * rotation it also keeps signing X-Flagsmith-Signature, until the owner confirms or the grace ends.
+ */
+export async function webhookSecrets(secretsKey: string, webhook: WebhookRow, at: number): Promise<SigningSecrets> {
   const current = await decryptSecret(secretsKey, webhook.secret);
-  const inGrace = webhook.previousSecret && (webhook.previousSecretExpiresAt ?? 0) > at;
-  return inGrace ? [current, await decryptSecret(secretsKey, webhook.previousSecret!)] : [current];
+  if (!webhook.previousSecret || (webhook.previousSecretExpiresAt ?? 0) <= at) return { flagsmith: current, standard: [current] };
+  const previous = await decryptSecret(secretsKey, webhook.previousSecret);
+  return { flagsmith: webhook.stagedRotation ? previous : current, standard: [current, previous] };
 }
 
 interface Settled {

@@ -29,20 +29,25 @@ export function standardKeyBytes(secret: string): Uint8Array {
   return utf8(secret);
 }
 
-/**
- * Headers for one attempt. `secrets` lists the current secret first, then any secret still in
- * its rotation grace period; X-Flagsmith-Signature uses the current one (Flagsmith has one slot).
- */
+/** The secrets one attempt signs with. */
+export interface SigningSecrets {
+  /** X-Flagsmith-Signature has one slot: the secret the receiver checks (during a staged rotation, the previous one). */
+  flagsmith: string;
+  /** webhook-signature: the current secret first, then one still in its rotation grace period. */
+  standard: readonly string[];
+}
+
+/** Headers for one attempt. */
 export async function signatureHeaders(
-  secrets: readonly string[],
+  secrets: SigningSecrets,
   webhookId: string,
   timestampSeconds: number,
   body: string,
 ): Promise<Record<string, string>> {
   const signed = utf8(`${webhookId}.${timestampSeconds}.${body}`);
-  const keys = await Promise.all(secrets.map(keysFor));
+  const [flagsmithKeys, ...keys] = await Promise.all([keysFor(secrets.flagsmith), ...secrets.standard.map(keysFor)]);
   const [flagsmith, ...standard] = await Promise.all([
-    hmac(keys[0].flagsmith, body),
+    hmac(flagsmithKeys.flagsmith, body),
     ...keys.map((k) => hmac(k.standard, signed)),
   ]);
   return {

@@ -1,6 +1,7 @@
 // Audit entries: Flagsmith's log strings, related objects, and the AUDIT_LOG_CREATED `data` shape.
 import type { ChangeEvent } from "./event";
-import { relayedSystemEvent } from "./flagsmith";
+import { relayedSystemEvent, relayedVersion } from "./flagsmith";
+import { drfDateTime } from "./payload";
 
 /** Flagsmith's exact audit log message for each event type (SPEC 3). */
 export function auditLog(event: ChangeEvent): string {
@@ -78,11 +79,29 @@ export function relatedObject(event: ChangeEvent): RelatedObject {
 /** A system event has neither a person nor an API key behind it; a relayed one is what Flagsmith says. */
 export const isSystemEvent = (event: ChangeEvent) => relayedSystemEvent(event) ?? (event.author == null && !event.api_key_name);
 
-/** The author as Flagsmith serialises it: all four keys, or null. */
+/** The author as Flagsmith serialises it: all four keys (and any others the event gave, e.g. uuid, last_login), or null. */
 export function authorData(event: ChangeEvent) {
   const a = event.author;
   if (!a) return null;
-  return { id: a.id ?? null, email: a.email ?? null, first_name: a.first_name ?? "", last_name: a.last_name ?? "" };
+  const { id, email, first_name, last_name, ...extra } = a;
+  return { ...extra, id: id ?? null, email: email ?? null, first_name: first_name ?? "", last_name: last_name ?? "" };
+}
+
+/**
+ * Fields of the event's project and environment that flaghook does not know itself (Flagsmith's
+ * uuid, description, ...): passed on in AUDIT_LOG_CREATED untouched. Null when there are none.
+ */
+export function scopeExtras(event: ChangeEvent): string | null {
+  const extras: Record<string, Record<string, unknown>> = {};
+  if (event.project) {
+    const { id: _id, name: _name, ...rest } = event.project;
+    if (Object.keys(rest).length) extras.project = rest;
+  }
+  if (event.environment) {
+    const { id: _id, name: _name, api_key: _key, ...rest } = event.environment;
+    if (Object.keys(rest).length) extras.environment = rest;
+  }
+  return Object.keys(extras).length ? JSON.stringify(extras) : null;
 }
 
 /** The stored columns an audit entry needs, besides its id and bookkeeping. */
@@ -104,6 +123,8 @@ export function auditFields(orgId: number, event: ChangeEvent, createdDate: stri
     projectName: event.project?.name ?? null,
     environmentId: event.environment?.id ?? null,
     environmentName: event.environment?.name ?? null,
+    environmentApiKey: event.environment?.api_key ?? null,
+    scopeExtras: scopeExtras(event),
     relatedObjectId: related.id,
     relatedObjectType: related.type,
     relatedObjectUuid: related.uuid,
@@ -121,22 +142,41 @@ export interface StoredAuditEntry {
   projectName: string | null;
   environmentId: number | null;
   environmentName: string | null;
+  environmentApiKey?: string | null;
+  /** JSON of scopeExtras(), or null. */
+  scopeExtras?: string | null;
   relatedObjectId: number | null;
   relatedObjectType: string;
   relatedObjectUuid: string | null;
   isSystemEvent: boolean;
 }
 
-/** The `data` of an AUDIT_LOG_CREATED webhook and of every audit API result (SPEC 4). */
+/**
+ * The `data` of an AUDIT_LOG_CREATED webhook and of every audit API result (SPEC 4): the fields of
+ * Flagsmith's AuditLogListSerializer (api/audit/serializers.py) that flaghook knows. Fields the event
+ * gave beyond those are passed on untouched; flaghook's own win where both exist.
+ */
 export function auditData(entry: StoredAuditEntry) {
+  const extras = entry.scopeExtras ? (JSON.parse(entry.scopeExtras) as Record<string, Record<string, unknown>>) : {};
+  const environment =
+    entry.environmentId == null
+      ? null
+      : {
+          ...extras.environment,
+          id: entry.environmentId,
+          name: entry.environmentName ?? "",
+          // EnvironmentSerializerLight: api_key, and the environment's project as its id.
+          ...(entry.environmentApiKey != null ? { api_key: entry.environmentApiKey } : {}),
+          ...(entry.projectId != null ? { project: entry.projectId } : {}),
+        };
   return {
     id: entry.id,
-    created_date: entry.createdDate,
+    created_date: drfDateTime(entry.createdDate),
     log: entry.log,
     author: entry.author ? JSON.parse(entry.author) : null,
-    environment: entry.environmentId == null ? null : { id: entry.environmentId, name: entry.environmentName ?? "" },
+    environment,
     project:
-      entry.projectId == null ? null : { id: entry.projectId, name: entry.projectName ?? "", organisation: entry.orgId },
+      entry.projectId == null ? null : { ...extras.project, id: entry.projectId, name: entry.projectName ?? "", organisation: entry.orgId },
     related_object_id: entry.relatedObjectId,
     related_object_type: entry.relatedObjectType,
     related_object_uuid: entry.relatedObjectUuid,
@@ -152,13 +192,18 @@ export function changeType(event: ChangeEvent): ChangeType {
   return "UPDATE";
 }
 
-/** `[{field, old, new}]` for every flag-state field that differs (SPEC 6 audit detail). */
-export function changeDetails(event: ChangeEvent) {
+/**
+ * `[{field, old, new}]` for every flag-state field that differs (SPEC 6 audit detail); for a version
+ * Flagsmith published, the version's feature states.
+ */
+export function changeDetails(event: ChangeEvent): { field: string; old: unknown; new: unknown }[] {
+  const version = relayedVersion(event);
+  if (version) return [{ field: "feature_states", old: null, new: version.featureStates }];
   const before = event.previous_state ?? null;
   const after = event.new_state ?? null;
   if (!before && !after) return [];
-  const fields = ["enabled", "feature_state_value"] as const;
+  const fields = ["enabled", "feature_state_value", "multivariate_feature_state_values"] as const;
   return fields
     .map((field) => ({ field, old: before ? (before[field] ?? null) : null, new: after ? (after[field] ?? null) : null }))
-    .filter((d) => d.old !== d.new);
+    .filter((d) => JSON.stringify(d.old) !== JSON.stringify(d.new));
 }

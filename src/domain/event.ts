@@ -35,7 +35,9 @@ export const timestamp = z.string().max(64).transform((value, ctx) => {
   return normalised;
 });
 
-export const author = z.object({
+// author, project, environment and feature are loose: fields Flagsmith sends that flaghook does not
+// read (uuid, last_login, tags, ...) are kept and passed on in the payloads (domain/audit.ts, payload.ts).
+export const author = z.looseObject({
   id: id.nullable().optional(),
   email: z.string().max(320).nullable().optional(),
   first_name: shortText.nullable().optional(),
@@ -44,9 +46,17 @@ export const author = z.object({
 
 const stateValue = z.union([z.string().max(100_000), z.number(), z.boolean()]).nullable();
 
+/** Flagsmith's shape (api/features/versioning/schemas.py, api/features/tasks.py); extra fields are kept. */
+export const multivariateValue = z.looseObject({
+  id: id.nullable().optional(),
+  multivariate_feature_option: z.looseObject({ id: id.nullable().optional(), value: stateValue.optional() }),
+  percentage_allocation: z.number().min(0).max(100),
+});
+
 export const flagState = z.object({
   enabled: z.boolean(),
   feature_state_value: stateValue.optional(),
+  multivariate_feature_state_values: z.array(multivariateValue).max(1000).optional(),
 });
 
 export const changeEvent = z
@@ -56,13 +66,13 @@ export const changeEvent = z
     occurred_at: timestamp.optional(),
     author: author.nullable().optional(),
     api_key_name: shortText.nullable().optional(),
-    project: z.object({ id, name: name.nullable().optional() }).nullable().optional(),
+    project: z.looseObject({ id, name: name.nullable().optional() }).nullable().optional(),
     environment: z
-      .object({ id, name: name.nullable().optional(), api_key: shortText.nullable().optional() })
+      .looseObject({ id, name: name.nullable().optional(), api_key: shortText.nullable().optional() })
       .nullable()
       .optional(),
     feature: z
-      .object({
+      .looseObject({
         id,
         name,
         type: shortText.nullable().optional(),

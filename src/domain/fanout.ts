@@ -1,19 +1,32 @@
-// Which webhooks get which body for one recorded audit entry (SPEC 3, last paragraph).
+// Which webhooks get which body for one recorded audit entry (SPEC 3, last paragraph), and the one
+// list of webhook event types with the scopes that may subscribe to each.
 import type { ChangeEvent } from "./event";
-import { relayedEnvironmentId, type RelayedWebhook } from "./flagsmith";
-import { auditLogPayload, flagEventType, flagPayload, type WebhookEventType } from "./payload";
+import { auditLogPayload, flagEventType, flagPayload, type ChangedByFormat } from "./payload";
 
 export type WebhookScope = "organisation" | "environment";
 
+/** Every event a webhook can receive; the deliveries table's event_type takes these values. */
+export const WEBHOOK_EVENT_TYPES = ["AUDIT_LOG_CREATED", "FLAG_UPDATED", "FLAG_DELETED", "NEW_VERSION_PUBLISHED"] as const;
+export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
+
+/**
+ * What each scope may subscribe to. Flagsmith sends NEW_VERSION_PUBLISHED to environment webhooks
+ * only (api/features/versioning/tasks.py); an organisation webhook may still choose it here.
+ */
 export const SCOPE_EVENT_TYPES: Record<WebhookScope, readonly WebhookEventType[]> = {
-  organisation: ["AUDIT_LOG_CREATED", "FLAG_UPDATED", "FLAG_DELETED"],
-  environment: ["FLAG_UPDATED", "FLAG_DELETED"],
+  organisation: ["AUDIT_LOG_CREATED", "FLAG_UPDATED", "FLAG_DELETED", "NEW_VERSION_PUBLISHED"],
+  environment: ["FLAG_UPDATED", "FLAG_DELETED", "NEW_VERSION_PUBLISHED"],
 };
 
-/** What a webhook with no `event_types` filter receives. */
+/**
+ * What a new webhook receives when it names no `event_types`: what Flagsmith 2.265 sends to that kind
+ * of webhook (organisation: api/audit/signals.py and api/features/tasks.py; environment: those and
+ * api/features/versioning/tasks.py). The list is stored on the webhook when it is created, so a
+ * later change here never changes what an existing webhook receives.
+ */
 export const DEFAULT_EVENT_TYPES: Record<WebhookScope, readonly WebhookEventType[]> = {
-  organisation: ["AUDIT_LOG_CREATED"],
-  environment: ["FLAG_UPDATED", "FLAG_DELETED"],
+  organisation: ["AUDIT_LOG_CREATED", "FLAG_UPDATED", "FLAG_DELETED"],
+  environment: ["FLAG_UPDATED", "FLAG_DELETED", "NEW_VERSION_PUBLISHED"],
 };
 
 export interface Subscriber {
@@ -21,6 +34,8 @@ export interface Subscriber {
   scope: WebhookScope;
   environmentId: number | null;
   eventTypes: readonly WebhookEventType[] | null;
+  /** How flaghook's own FLAG_UPDATED / FLAG_DELETED name the author; relayed bodies are never rewritten. */
+  changedBy?: ChangedByFormat;
 }
 
 export const subscribes = (w: Subscriber, type: WebhookEventType) =>
@@ -34,7 +49,7 @@ export interface KnownEnvironment {
 export interface PlannedDelivery {
   webhookId: string;
   eventType: WebhookEventType;
-  /** The environment a flag event describes; null for AUDIT_LOG_CREATED. */
+  /** The environment a flag or version event describes; null for AUDIT_LOG_CREATED. */
   environmentId: number | null;
   payload: string;
 }
@@ -51,9 +66,11 @@ export function planDeliveries(input: {
   webhooks: readonly Subscriber[];
   projectEnvironments: readonly KnownEnvironment[];
   projectName: string | null;
+  /** The feature's created_date when the event gives none (the first time flaghook saw the feature). */
+  featureCreatedDate?: string | null;
 }): PlannedDelivery[] {
   const { event, webhooks } = input;
-  if (event.relayed) return planRelayed(event.relayed, webhooks);
+  if (event.relayed) return planRelayed(event, webhooks);
   const planned: PlannedDelivery[] = [];
   const audit = webhooks.filter((w) => w.scope === "organisation" && subscribes(w, "AUDIT_LOG_CREATED"));
   if (audit.length) {
@@ -70,9 +87,17 @@ export function planDeliveries(input: {
       (w) =>
         subscribes(w, flagType) && (w.scope === "organisation" || w.environmentId === environment.id),
     );
-    if (!receivers.length) continue;
-    const payload = flagPayload(event, environment, input.timestamp, input.projectName);
-    for (const w of receivers) planned.push({ webhookId: w.id, eventType: flagType, environmentId: environment.id, payload });
+    // One body per author format the receivers ask for (nearly always one).
+    const payloads = new Map<ChangedByFormat, string>();
+    for (const w of receivers) {
+      const format = w.changedBy ?? "name";
+      let payload = payloads.get(format);
+      if (payload === undefined) {
+        payload = flagPayload(event, environment, input.timestamp, input.projectName, { changedBy: format, featureCreatedDate: input.featureCreatedDate });
+        payloads.set(format, payload);
+      }
+      planned.push({ webhookId: w.id, eventType: flagType, environmentId: environment.id, payload });
+    }
   }
   return planned;
 }
@@ -81,13 +106,15 @@ const nameOf = (envs: readonly KnownEnvironment[], id: number) => envs.find((e) 
 
 /**
  * A webhook relayed from Flagsmith goes on as received, keys sorted: AUDIT_LOG_CREATED to the
- * organisation's webhooks, FLAG_UPDATED / FLAG_DELETED to its environment's (and subscribed organisation ones).
+ * organisation's webhooks; FLAG_UPDATED, FLAG_DELETED and NEW_VERSION_PUBLISHED to the webhooks of
+ * the environment they describe (and to organisation webhooks subscribed to them).
  */
-export function planRelayed(relayed: RelayedWebhook, webhooks: readonly Subscriber[]): PlannedDelivery[] {
+export function planRelayed(event: ChangeEvent, webhooks: readonly Subscriber[]): PlannedDelivery[] {
+  const relayed = event.relayed!;
   const eventType = relayed.event_type;
-  const environmentId = eventType === "AUDIT_LOG_CREATED" ? null : relayedEnvironmentId(relayed);
+  const environmentId = eventType === "AUDIT_LOG_CREATED" ? null : (event.environment?.id ?? null);
   const payload = relayed.payload;
   return webhooks
-    .filter((w) => subscribes(w, eventType) && (w.scope === "organisation" || w.environmentId === environmentId))
+    .filter((w) => subscribes(w, eventType) && (w.scope === "organisation" || (environmentId !== null && w.environmentId === environmentId)))
     .map((w) => ({ webhookId: w.id, eventType, environmentId, payload }));
 }

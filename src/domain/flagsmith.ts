@@ -4,7 +4,9 @@ import { z } from "@hono/zod-openapi";
 import { normaliseTimestamp } from "./clock";
 import { hex, hmac, hmacKey, sha256Hex, timingSafeEqual, utf8 } from "./crypto";
 import type { ChangeEvent, EventType } from "./event";
-import { sortedJson, type WebhookEventType } from "./payload";
+import type { WebhookEventType } from "./fanout";
+import { sortedJson } from "./payload";
+import { flagsmithVersionData, publishedVersion, versionPublishedLog } from "./versioning";
 
 const id = z.number().int().nonnegative();
 const text = z.string();
@@ -51,7 +53,8 @@ const flagState = z.looseObject({
 export const flagsmithFlagData = z
   .looseObject({
     changed_by: text.nullable().optional(),
-    timestamp: date,
+    // "" when the feature state has no history record (api/features/tasks.py).
+    timestamp: z.union([z.literal(""), date]),
     new_state: flagState.nullable().optional(),
     previous_state: flagState.nullable().optional(),
   })
@@ -69,6 +72,7 @@ export const flagsmithWebhook = z
     z.looseObject({ event_type: z.literal("AUDIT_LOG_CREATED"), data: flagsmithAuditData }),
     z.looseObject({ event_type: z.literal("FLAG_UPDATED"), data: needs("new_state", "FLAG_UPDATED") }),
     z.looseObject({ event_type: z.literal("FLAG_DELETED"), data: needs("previous_state", "FLAG_DELETED") }),
+    z.looseObject({ event_type: z.literal("NEW_VERSION_PUBLISHED"), data: flagsmithVersionData }),
   ])
   .openapi("FlagsmithWebhook");
 
@@ -143,14 +147,29 @@ const stateOf = (data: Record<string, unknown>): FlagState => {
   return (d.new_state ?? d.previous_state)!;
 };
 
-/** The environment a relayed FLAG_UPDATED / FLAG_DELETED describes. */
-export const relayedEnvironmentId = (w: RelayedWebhook): number => stateOf(dataOf(w)).environment.id;
-
-/** The change event a Flagsmith webhook becomes; it carries the webhook's bytes as `relayed`. */
-export function relayedChangeEvent(source: string, webhook: FlagsmithWebhook): ChangeEvent {
+/**
+ * The change event a Flagsmith webhook becomes; it carries the webhook's bytes as `relayed`.
+ * `environmentId` is the environment the inbound URL names (?environment=): NEW_VERSION_PUBLISHED
+ * does not say which environment it is for, the other bodies do.
+ */
+export function relayedChangeEvent(source: string, webhook: FlagsmithWebhook, environmentId: number | null = null): ChangeEvent {
   const relayed: RelayedWebhook = { source, event_type: webhook.event_type, payload: webhook.payload };
   const envRef = (e: z.output<typeof environment>) => ({ id: e.id, name: e.name ?? null, api_key: e.api_key ?? null });
   const projectRef = (p: z.output<typeof project>) => ({ id: p.id, name: p.name ?? null });
+  if (webhook.event_type === "NEW_VERSION_PUBLISHED") {
+    const version = publishedVersion(webhook.data)!;
+    const by = version.publishedBy;
+    return {
+      type: "CUSTOM",
+      log: versionPublishedLog(version.feature.name),
+      author: by ? { id: by.id, email: by.email, first_name: "", last_name: "" } : null,
+      environment: environmentId === null ? null : { id: environmentId },
+      feature: { id: version.feature.id, name: version.feature.name },
+      // Flagsmith's own audit entry for a version (api/features/versioning/tasks.py) is EF_VERSION, by uuid.
+      related_object: { type: "EF_VERSION", id: null, uuid: version.uuid },
+      relayed,
+    };
+  }
   if (webhook.event_type === "AUDIT_LOG_CREATED") {
     const d = webhook.data as AuditData;
     return {
@@ -169,12 +188,19 @@ export function relayedChangeEvent(source: string, webhook: FlagsmithWebhook): C
   const state = stateOf(webhook.data);
   return {
     type: flagChangeType(webhook.event_type, state),
-    occurred_at: normaliseTimestamp((webhook.data as FlagData).timestamp)!,
+    // No timestamp: the change is dated when flaghook received it.
+    occurred_at: normaliseTimestamp((webhook.data as FlagData).timestamp) ?? undefined,
     project: state.feature.project ? projectRef(state.feature.project) : null,
     environment: envRef(state.environment),
-    feature: { id: state.feature.id, name: state.feature.name },
+    feature: { id: state.feature.id, name: state.feature.name, created_date: featureCreatedDate(state) },
     relayed,
   };
+}
+
+/** Flagsmith writes every feature's created_date (strftime "%Y-%m-%dT%H:%M:%S.%fZ"); flaghook learns it from relayed bodies. */
+function featureCreatedDate(state: FlagState): string | undefined {
+  const given = (state.feature as { created_date?: unknown }).created_date;
+  return typeof given === "string" ? (normaliseTimestamp(given) ?? undefined) : undefined;
 }
 
 function flagChangeType(eventType: WebhookEventType, state: FlagState): EventType {
@@ -184,8 +210,14 @@ function flagChangeType(eventType: WebhookEventType, state: FlagState): EventTyp
   return deleted ? "FEATURE_DELETED" : "FLAG_STATE_UPDATED";
 }
 
-/** Flagsmith's own `is_system_event` when the relayed audit log gives one. */
+/** Flagsmith's own `is_system_event` when the relayed audit log gives one; false for a published version, as on Flagsmith's own entry for it. */
 export function relayedSystemEvent(event: ChangeEvent): boolean | null {
+  if (event.relayed?.event_type === "NEW_VERSION_PUBLISHED") return false;
   const given = event.relayed?.event_type === "AUDIT_LOG_CREATED" ? dataOf(event.relayed).is_system_event : undefined;
   return typeof given === "boolean" ? given : null;
+}
+
+/** The version a relayed NEW_VERSION_PUBLISHED publishes (for the audit entry's details). */
+export function relayedVersion(event: ChangeEvent) {
+  return event.relayed?.event_type === "NEW_VERSION_PUBLISHED" ? publishedVersion(dataOf(event.relayed)) : null;
 }

@@ -29,41 +29,64 @@ function asciiString(s: string): string {
   return JSON.stringify(s).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
-export type WebhookEventType = "AUDIT_LOG_CREATED" | "FLAG_UPDATED" | "FLAG_DELETED";
-
 export const auditLogPayload = (data: unknown) => sortedJson({ data, event_type: "AUDIT_LOG_CREATED" });
 
-/** "first_name last_name", else email, else the API key's name, else "" (SPEC 4). */
-export function changedBy(event: ChangeEvent): string {
+/**
+ * How FLAG_UPDATED / FLAG_DELETED name who made the change. "name" is the seed's "first_name
+ * last_name"; "email" is what Flagsmith has sent since 2022 (api/features/tasks.py: the history
+ * user's email, else the master API key's name, else "").
+ */
+export type ChangedByFormat = "name" | "email";
+
+/** "name": "first_name last_name", else email, else the API key's name, else "" (SPEC 4); "email": email first. */
+export function changedBy(event: ChangeEvent, format: ChangedByFormat = "name"): string {
   const a = event.author;
   const full = [a?.first_name, a?.last_name].filter((s) => s).join(" ");
+  if (format === "email") return a?.email || event.api_key_name || full || "";
   return full || a?.email || event.api_key_name || "";
 }
+
+/**
+ * A stored created_date (microseconds and Z) as Django REST framework writes it in Flagsmith's audit
+ * log serialiser: Python's isoformat() drops a zero fraction, so ...:02.000000Z is ...:02Z.
+ */
+export const drfDateTime = (iso: string): string => iso.replace(/\.000000Z$/, "Z");
 
 interface EnvironmentRef {
   id: number;
   name: string | null;
 }
 
-function featureData(event: ChangeEvent, projectName: string | null) {
-  const f = event.feature!;
+interface FlagPayloadOptions {
+  changedBy?: ChangedByFormat;
+  /** Used when the event gives no feature.created_date: when flaghook first saw the feature. */
+  featureCreatedDate?: string | null;
+}
+
+/** Flagsmith's feature object; fields the event adds beyond flaghook's (tags, uuid, ...) are passed on as given. */
+function featureData(event: ChangeEvent, projectName: string | null, createdDate: string) {
+  const { id, name, type, description, default_enabled, initial_value, created_date, ...extra } = event.feature!;
   return {
-    created_date: f.created_date ?? null,
-    default_enabled: f.default_enabled ?? false,
-    description: f.description ?? null,
-    id: f.id,
-    initial_value: f.initial_value ?? null,
-    name: f.name,
+    ...extra,
+    created_date: created_date ?? createdDate,
+    default_enabled: default_enabled ?? false,
+    description: description ?? null,
+    id,
+    initial_value: initial_value ?? null,
+    name,
     project: { id: event.project!.id, name: event.project?.name ?? projectName ?? "" },
-    type: f.type ?? "STANDARD",
+    type: type ?? "STANDARD",
   };
 }
+
+type StateInput = { enabled: boolean; feature_state_value?: unknown; multivariate_feature_state_values?: unknown[] };
 
 function stateData(
   event: ChangeEvent,
   environment: EnvironmentRef,
-  state: { enabled: boolean; feature_state_value?: unknown },
-  projectName: string | null,
+  state: StateInput,
+  feature: ReturnType<typeof featureData>,
+  withVariants: boolean,
 ) {
   const segment = event.segment;
   const isSegment = event.type.startsWith("SEGMENT_OVERRIDE");
@@ -71,7 +94,7 @@ function stateData(
   return {
     enabled: state.enabled,
     environment: { id: environment.id, name: environment.name ?? "" },
-    feature: featureData(event, projectName),
+    feature,
     feature_segment:
       isSegment && segment
         ? {
@@ -82,6 +105,7 @@ function stateData(
     feature_state_value: state.feature_state_value ?? null,
     identity: isIdentity ? (event.identity?.id ?? null) : null,
     identity_identifier: isIdentity ? (event.identity?.identifier ?? null) : null,
+    multivariate_feature_state_values: withVariants ? (state.multivariate_feature_state_values ?? []) : undefined,
   };
 }
 
@@ -112,23 +136,29 @@ export function flagEventType(event: ChangeEvent): "FLAG_UPDATED" | "FLAG_DELETE
 /**
  * The FLAG_UPDATED / FLAG_DELETED body for one environment. FEATURE_CREATED and FEATURE_DELETED
  * describe the feature's default state, since the event carries no per-environment state.
+ * `multivariate_feature_state_values` is on every state as soon as the event gives it for one
+ * (Flagsmith >= 2.214 sends it, [] when empty); an event with the seed's fields only gets the
+ * seed's shape, which has no such key.
  */
 export function flagPayload(
   event: ChangeEvent,
   environment: EnvironmentRef,
   timestamp: string,
   projectName: string | null = null,
+  options: FlagPayloadOptions = {},
 ): string {
   const eventType = flagEventType(event)!;
-  const defaults = { enabled: event.feature?.default_enabled ?? false, feature_state_value: event.feature?.initial_value ?? null };
+  const defaults: StateInput = { enabled: event.feature?.default_enabled ?? false, feature_state_value: event.feature?.initial_value ?? null };
   const isFeatureLevel = event.type === "FEATURE_CREATED" || event.type === "FEATURE_DELETED";
   const next = eventType === "FLAG_DELETED" ? null : isFeatureLevel ? defaults : event.new_state!;
   const previous = event.previous_state ?? (event.type === "FEATURE_DELETED" ? defaults : null);
+  const withVariants = [event.new_state, event.previous_state].some((s) => s?.multivariate_feature_state_values !== undefined);
+  const feature = featureData(event, projectName, options.featureCreatedDate ?? timestamp);
   const data: Record<string, unknown> = {
-    changed_by: changedBy(event),
-    new_state: next ? stateData(event, environment, next, projectName) : null,
+    changed_by: changedBy(event, options.changedBy),
+    new_state: next ? stateData(event, environment, next, feature, withVariants) : null,
     timestamp,
   };
-  if (previous) data.previous_state = stateData(event, environment, previous, projectName);
+  if (previous) data.previous_state = stateData(event, environment, previous, feature, withVariants);
   return sortedJson({ data, event_type: eventType });
 }

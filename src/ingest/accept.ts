@@ -13,6 +13,18 @@ import { recordEvents, type IngestMessage } from "./record";
 const MAX_MESSAGE_BYTES = 120_000;
 const MAX_BATCH_BYTES = 240_000;
 
+/**
+ * D1 takes at most 2,000,000 bytes in one string, BLOB or row. The largest value an event puts there
+ * is the audit row as the bulk insert binds it (src/db/bulk.ts): the event's JSON inside JSON. Keep a
+ * margin for the row's other columns.
+ */
+export const MAX_STORED_BYTES = 1_900_000;
+
+const utf8Length = (s: string) => new TextEncoder().encode(s).length;
+
+/** The bytes of the largest value storing this event binds (its log is stored twice: as given and folded for search). */
+export const storedBytes = (event: ChangeEvent) => utf8Length(JSON.stringify([JSON.stringify(event), event.log ?? "", event.log ?? ""]));
+
 export interface Accepted {
   event_id: string;
   status: "accepted";
@@ -25,6 +37,18 @@ export async function acceptEvents(
 ): Promise<Accepted[]> {
   const secretsKey = config(env).secretsKey;
   if (!secretsKey) throw new ApiError(500, "server_misconfigured", "SECRETS_KEY is not set on this deployment");
+  // Only Flagsmith's relayed bodies can come near D1's limits: flaghook's own events are held to 256 KiB and field maximums.
+  for (const { event } of items) {
+    if (!event.relayed) continue;
+    const bytes = storedBytes(event);
+    if (bytes > MAX_STORED_BYTES) {
+      throw new ApiError(
+        413,
+        "payload_too_large",
+        `stored, this body takes ${bytes} bytes in one D1 value (its JSON inside JSON, non-ASCII characters written as \\uXXXX), over the ${MAX_STORED_BYTES} flaghook allows under D1's 2 MB limit; nothing was stored`,
+      );
+    }
+  }
   const receivedAt = now();
   const messages: IngestMessage[] = await Promise.all(
     items.map(async ({ event, clientId }) => ({

@@ -7,11 +7,11 @@ import { groupBy } from "../domain/collections";
 import { sha256 } from "../domain/crypto";
 import { base32 } from "../domain/ids";
 import type { ChangeEvent } from "../domain/event";
-import { planDeliveries, planRelayed, type PlannedDelivery, type Subscriber } from "../domain/fanout";
-import type { WebhookEventType } from "../domain/payload";
+import { planDeliveries, planRelayed, type PlannedDelivery, type Subscriber, type WebhookEventType } from "../domain/fanout";
+import { flagEventType } from "../domain/payload";
 import { inJson, insertRows } from "../db/bulk";
 import { database, runBatch, type Db, type Statement } from "../db/client";
-import { auditEntries, deliveries, environments, projects, relayedEvents, webhooks, type AuditEntryRow } from "../db/schema";
+import { auditEntries, deliveries, environments, features, projects, relayedEvents, webhooks, type AuditEntryRow } from "../db/schema";
 import { enqueueDeliveries } from "../delivery/enqueue";
 import type { Env } from "../env";
 
@@ -24,7 +24,10 @@ export interface IngestMessage {
 }
 
 /** Flagsmith's own FLAG_UPDATED / FLAG_DELETED: relayed, not audited (its AUDIT_LOG_CREATED is the entry). */
-const isRelayedFlagEvent = (m: IngestMessage) => m.event.relayed != null && m.event.relayed.event_type !== "AUDIT_LOG_CREATED";
+const isRelayedFlagEvent = (m: IngestMessage) => m.event.relayed?.event_type === "FLAG_UPDATED" || m.event.relayed?.event_type === "FLAG_DELETED";
+
+/** When a change happened: the event's occurred_at, else when flaghook received it (the entry's created_date). */
+const changeDate = (m: IngestMessage) => m.event.occurred_at ?? isoMicro(m.receivedAt);
 
 /**
  * Records a batch of accepted events idempotently: an event id already recorded changes nothing,
@@ -78,6 +81,7 @@ function upsertScopes(db: Db, messages: readonly IngestMessage[], at: number): S
   }
   const coalesce = (column: string) => sql.raw(`coalesce(excluded.${column}, ${column})`);
   return [
+    ...featureUpserts(db, messages, at),
     ...[...projectRows.values()].map((row) =>
       db.insert(projects).values(row).onConflictDoUpdate({
         target: [projects.orgId, projects.id],
@@ -91,6 +95,47 @@ function upsertScopes(db: Db, messages: readonly IngestMessage[], at: number): S
       }),
     ),
   ];
+}
+
+/**
+ * A feature's created_date: the one an event gave wins over flaghook's estimate (the earliest
+ * change it saw of the feature), and a later given one over an earlier given one.
+ */
+function featureUpserts(db: Db, messages: readonly IngestMessage[], at: number): Statement[] {
+  const rows = new Map<string, typeof features.$inferInsert>();
+  for (const m of messages) {
+    const f = m.event.feature;
+    if (!f) continue;
+    const key = `${m.orgId}:${f.id}`;
+    const given = f.created_date ?? null;
+    const row = { orgId: m.orgId, id: f.id, projectId: m.event.project?.id ?? null, name: f.name, createdDate: given ?? changeDate(m), createdDateGiven: given !== null, updatedAt: at };
+    const earlier = rows.get(key);
+    if (earlier) {
+      row.projectId ??= earlier.projectId ?? null;
+      if (!row.createdDateGiven && (earlier.createdDateGiven || earlier.createdDate < row.createdDate)) {
+        row.createdDate = earlier.createdDate;
+        row.createdDateGiven = earlier.createdDateGiven;
+      }
+    }
+    rows.set(key, row);
+  }
+  return [...rows.values()].map((row) =>
+    db
+      .insert(features)
+      .values(row)
+      .onConflictDoUpdate({
+        target: [features.orgId, features.id],
+        set: {
+          name: sql.raw("coalesce(excluded.name, name)"),
+          projectId: sql.raw("coalesce(excluded.project_id, project_id)"),
+          createdDate: sql.raw(
+            "case when excluded.created_date_given then excluded.created_date when created_date_given then created_date else min(created_date, excluded.created_date) end",
+          ),
+          createdDateGiven: sql.raw("max(created_date_given, excluded.created_date_given)"),
+          updatedAt: at,
+        },
+      }),
+  );
 }
 
 /** What fan-out needs of an audit entry: its stored fields and the event it records. */
@@ -107,6 +152,8 @@ const fanOutColumns = {
   projectName: auditEntries.projectName,
   environmentId: auditEntries.environmentId,
   environmentName: auditEntries.environmentName,
+  environmentApiKey: auditEntries.environmentApiKey,
+  scopeExtras: auditEntries.scopeExtras,
   relatedObjectId: auditEntries.relatedObjectId,
   relatedObjectType: auditEntries.relatedObjectType,
   relatedObjectUuid: auditEntries.relatedObjectUuid,
@@ -121,7 +168,7 @@ const auditInsertColumns: Column[] = [
   auditEntries.orgId, auditEntries.eventId, auditEntries.type, auditEntries.createdDate, auditEntries.log,
   auditEntries.searchText, auditEntries.authorId, auditEntries.authorEmail, auditEntries.author, auditEntries.apiKeyName,
   auditEntries.projectId, auditEntries.projectName, auditEntries.environmentId, auditEntries.environmentName,
-  auditEntries.relatedObjectId, auditEntries.relatedObjectType, auditEntries.relatedObjectUuid, auditEntries.isSystemEvent,
+  auditEntries.environmentApiKey, auditEntries.scopeExtras, auditEntries.relatedObjectId, auditEntries.relatedObjectType, auditEntries.relatedObjectUuid, auditEntries.isSystemEvent,
   auditEntries.event, auditEntries.receivedAt, auditEntries.recordedAt,
 ];
 const position = (column: Column) => auditInsertColumns.indexOf(column);
@@ -130,6 +177,7 @@ const position = (column: Column) => auditInsertColumns.indexOf(column);
 const auditNameLookups = {
   project_name: `coalesce(value ->> ${position(auditEntries.projectName)}, (select name from projects where org_id = value ->> ${position(auditEntries.orgId)} and id = value ->> ${position(auditEntries.projectId)}))`,
   environment_name: `coalesce(value ->> ${position(auditEntries.environmentName)}, (select name from environments where org_id = value ->> ${position(auditEntries.orgId)} and id = value ->> ${position(auditEntries.environmentId)}))`,
+  environment_api_key: `coalesce(value ->> ${position(auditEntries.environmentApiKey)}, (select api_key from environments where org_id = value ->> ${position(auditEntries.orgId)} and id = value ->> ${position(auditEntries.environmentId)}))`,
 };
 
 /** Inserts the entries; each statement answers the rows it inserted (fan-out's columns). */
@@ -142,10 +190,10 @@ function insertAuditEntries(messages: readonly IngestMessage[], recordedAt: numb
 }
 
 function auditEntryRow(m: IngestMessage, recordedAt: number): unknown[] {
-  const f = auditFields(m.orgId, m.event, m.event.occurred_at ?? isoMicro(m.receivedAt));
+  const f = auditFields(m.orgId, m.event, changeDate(m));
   return [
     f.orgId, m.eventId, f.type, f.createdDate, f.log, f.searchText, f.authorId, f.authorEmail, f.author, f.apiKeyName,
-    f.projectId, f.projectName, f.environmentId, f.environmentName, f.relatedObjectId, f.relatedObjectType,
+    f.projectId, f.projectName, f.environmentId, f.environmentName, f.environmentApiKey, f.scopeExtras, f.relatedObjectId, f.relatedObjectType,
     f.relatedObjectUuid, f.isSystemEvent ? 1 : 0, JSON.stringify(m.event), m.receivedAt, recordedAt,
   ];
 }
@@ -187,6 +235,7 @@ export async function fanOutEntries(env: Env, db: Db, entries: readonly FanOutEn
           ),
         )
     : [];
+  const createdDates = await featureCreatedDates(db, entries);
   const at = now();
   const writes: Statement[] = [];
   const rows: unknown[][] = [];
@@ -200,6 +249,7 @@ export async function fanOutEntries(env: Env, db: Db, entries: readonly FanOutEn
       webhooks: subscribers,
       projectEnvironments: projectEnvironments.filter((e) => e.orgId === entry.orgId && e.projectId === entry.projectId),
       projectName: entry.projectName,
+      featureCreatedDate: entry.event.feature ? createdDates.get(`${entry.orgId}:${entry.event.feature.id}`) : null,
     });
     for (const p of planned) {
       const id = await deliveryId(entry.id, p.webhookId, p.eventType, p.environmentId);
@@ -213,6 +263,20 @@ export async function fanOutEntries(env: Env, db: Db, entries: readonly FanOutEn
   await enqueueDeliveries(env, queued.map((id) => ({ id, attempt: 0 })));
 }
 
+/** The stored created_date of features whose flag events leave it out (one read per batch, often none). */
+async function featureCreatedDates(db: Db, entries: readonly FanOutEntry[]): Promise<Map<string, string>> {
+  const wanted = entries.filter((e) => !e.event.relayed && e.event.feature && !e.event.feature.created_date && flagEventType(e.event));
+  const dates = new Map<string, string>();
+  for (const [orgId, group] of groupBy(wanted, (e) => e.orgId)) {
+    const rows = await db
+      .select({ id: features.id, createdDate: features.createdDate })
+      .from(features)
+      .where(and(eq(features.orgId, orgId), inJson(features.id, [...new Set(group.map((e) => e.event.feature!.id))])));
+    for (const r of rows) dates.set(`${orgId}:${r.id}`, r.createdDate);
+  }
+  return dates;
+}
+
 async function enabledWebhooks(db: Db, orgIds: number[]): Promise<(Subscriber & { orgId: number })[]> {
   const hooks = await db
     .select({
@@ -221,6 +285,7 @@ async function enabledWebhooks(db: Db, orgIds: number[]): Promise<(Subscriber & 
       scope: webhooks.scope,
       environmentId: webhooks.environmentId,
       eventTypes: webhooks.eventTypes,
+      changedBy: webhooks.changedBy,
     })
     .from(webhooks)
     .where(and(inArray(webhooks.orgId, orgIds), eq(webhooks.enabled, true)));
@@ -256,7 +321,7 @@ async function relayWrites(db: Db, fresh: readonly IngestMessage[], at: number) 
   const hooks = await enabledWebhooks(db, [...new Set(fresh.map((m) => m.orgId))]);
   for (const m of fresh) {
     const relayed = m.event.relayed!;
-    const planned = planRelayed(relayed, hooks.filter((h) => h.orgId === m.orgId));
+    const planned = planRelayed(m.event, hooks.filter((h) => h.orgId === m.orgId));
     writes.push(
       db
         .insert(relayedEvents)

@@ -3,9 +3,9 @@ import { and, desc, eq, inArray, type SQL } from "drizzle-orm";
 import type { Actor } from "../domain/actor";
 import { isoMicro, isoTime, now } from "../domain/clock";
 import { ApiError, notFound } from "../domain/errors";
-import { SCOPE_EVENT_TYPES, type WebhookScope } from "../domain/fanout";
+import { DEFAULT_EVENT_TYPES, SCOPE_EVENT_TYPES, type WebhookEventType, type WebhookScope } from "../domain/fanout";
 import { newId } from "../domain/ids";
-import { auditLogPayload, sortedJson, type WebhookEventType } from "../domain/payload";
+import { auditLogPayload, sortedJson, type ChangedByFormat } from "../domain/payload";
 import { checkWebhookUrl } from "../domain/url-policy";
 import { database, runBatch, type Db } from "../db/client";
 import { attempts, deliveries, environments, webhooks, type WebhookRow } from "../db/schema";
@@ -19,7 +19,9 @@ export interface WebhookInput {
   url?: string;
   name?: string;
   enabled?: boolean;
+  /** null or left out on create: the scope's default, the same as Flagsmith's (stored as a list). */
   event_types?: WebhookEventType[] | null;
+  changed_by?: ChangedByFormat;
   secret?: string;
 }
 
@@ -30,6 +32,16 @@ export interface WebhookOwner {
   environmentId: number | null;
 }
 
+/** A rotation under way: which secret X-Flagsmith-Signature uses, and until when the previous one signs. */
+export function rotationOut(w: WebhookRow, at = now()) {
+  if (!w.previousSecret || (w.previousSecretExpiresAt ?? 0) <= at) return null;
+  return {
+    staged: w.stagedRotation,
+    x_flagsmith_signature: w.stagedRotation ? ("previous" as const) : ("new" as const),
+    previous_secret_expires_at: isoTime(w.previousSecretExpiresAt!),
+  };
+}
+
 export function webhookOut(w: WebhookRow) {
   return {
     id: w.id,
@@ -38,13 +50,19 @@ export function webhookOut(w: WebhookRow) {
     scope: w.scope,
     environment: w.environmentId,
     enabled: w.enabled,
-    event_types: w.eventTypes ? (JSON.parse(w.eventTypes) as WebhookEventType[]) : null,
+    event_types: w.eventTypes ? (JSON.parse(w.eventTypes) as WebhookEventType[]) : [...DEFAULT_EVENT_TYPES[w.scope]],
+    changed_by: w.changedBy,
     created_at: isoTime(w.createdAt),
     updated_at: isoTime(w.updatedAt),
     disabled_reason: w.disabledReason,
     has_secret: true,
+    secret_rotation: rotationOut(w),
   };
 }
+
+/** The list a webhook stores: the one given, or its scope's default (Flagsmith's) when none is. */
+const eventTypesOf = (scope: WebhookScope, types: readonly WebhookEventType[] | null | undefined) =>
+  JSON.stringify(types ?? DEFAULT_EVENT_TYPES[scope]);
 
 /**
  * `{env}` in a path is the environment's numeric id (known or not: environments may be referenced
@@ -105,7 +123,8 @@ export async function createWebhook(env: Env, owner: WebhookOwner, input: Webhoo
       url,
       name: input.name ?? new URL(url).host,
       enabled: input.enabled ?? true,
-      eventTypes: input.event_types ? JSON.stringify(input.event_types) : null,
+      eventTypes: eventTypesOf(owner.scope, input.event_types),
+      changedBy: input.changed_by ?? "name",
       secret: await encryptSecret(secretsKey, secret),
       createdAt: at,
       updatedAt: at,
@@ -160,13 +179,18 @@ export async function updateWebhook(env: Env, hook: WebhookRow, input: WebhookIn
   }
   if (input.event_types !== undefined) {
     checkEventTypes(hook.scope, input.event_types);
-    patch.eventTypes = input.event_types ? JSON.stringify(input.event_types) : null;
+    patch.eventTypes = eventTypesOf(hook.scope, input.event_types);
     changed.push("event_types");
+  }
+  if (input.changed_by !== undefined && input.changed_by !== hook.changedBy) {
+    patch.changedBy = input.changed_by;
+    changed.push("changed_by");
   }
   if (input.secret !== undefined) {
     patch.secret = await encryptSecret(requireSecretsKey(config(env).secretsKey), input.secret);
     patch.previousSecret = null;
     patch.previousSecretExpiresAt = null;
+    patch.stagedRotation = false;
     changed.push("secret");
   }
   if (input.enabled !== undefined && input.enabled !== hook.enabled) {
@@ -199,24 +223,48 @@ export async function deleteWebhook(env: Env, hook: WebhookRow, actor?: Actor): 
   await recordSystemEvent(env, hook.orgId, { log: `Webhook deleted: ${describe(hook)}`, webhook: hook, actor });
 }
 
-/** New secret now; the old one keeps signing (as a second webhook-signature entry) for the grace period. */
-export async function rotateSecret(env: Env, hook: WebhookRow, secret?: string, actor?: Actor) {
+/**
+ * A new secret now. Its predecessor is the secret X-Flagsmith-Signature signs with at this moment
+ * (the one receivers check, even mid-rotation), and it keeps signing webhook-signature for the grace
+ * period. Staged (the default): X-Flagsmith-Signature keeps the predecessor until confirmSecret or
+ * the grace ends, so a receiver that checks only that header can switch when its owner is ready.
+ * Not staged: X-Flagsmith-Signature switches at once (for receivers that verify webhook-signature).
+ */
+export async function rotateSecret(env: Env, hook: WebhookRow, options: { secret?: string; staged?: boolean } = {}, actor?: Actor) {
   const cfg = config(env);
   const secretsKey = requireSecretsKey(cfg.secretsKey);
-  const next = secret ?? generateSecret();
+  const next = options.secret ?? generateSecret();
+  const staged = options.staged ?? true;
   const at = now();
+  const signingNow = rotationOut(hook, at)?.x_flagsmith_signature === "previous" ? hook.previousSecret! : hook.secret;
   const [row] = await database(env.DB)
     .update(webhooks)
     .set({
       secret: await encryptSecret(secretsKey, next),
-      previousSecret: hook.secret,
+      previousSecret: signingNow,
       previousSecretExpiresAt: at + cfg.secretGraceMs,
+      stagedRotation: staged,
       updatedAt: at,
     })
     .where(eq(webhooks.id, hook.id))
     .returning();
-  await recordSystemEvent(env, hook.orgId, { log: `Webhook secret rotated: ${describe(row)}`, webhook: row, actor });
-  return { ...webhookOut(row), secret: next, previous_secret_expires_at: isoTime(row.previousSecretExpiresAt) };
+  await recordSystemEvent(env, hook.orgId, { log: `Webhook secret rotated${staged ? " (staged)" : ""}: ${describe(row)}`, webhook: row, actor });
+  return { ...webhookOut(row), secret: next, previous_secret_expires_at: isoTime(row.previousSecretExpiresAt!) };
+}
+
+/**
+ * The owner's "switch now" at the end of a staged rotation: X-Flagsmith-Signature and
+ * webhook-signature use the new secret only from here on. 409 when no rotation is under way.
+ */
+export async function confirmSecret(env: Env, hook: WebhookRow, actor?: Actor) {
+  if (!rotationOut(hook)) throw new ApiError(409, "no_rotation", "this webhook has no secret rotation under way; rotate the secret first");
+  const [row] = await database(env.DB)
+    .update(webhooks)
+    .set({ previousSecret: null, previousSecretExpiresAt: null, stagedRotation: false, updatedAt: now() })
+    .where(eq(webhooks.id, hook.id))
+    .returning();
+  await recordSystemEvent(env, hook.orgId, { log: `Webhook secret switch confirmed: ${describe(row)}`, webhook: row, actor });
+  return webhookOut(row);
 }
 
 function testPayload(hook: WebhookRow, at: number): { eventType: WebhookEventType; payload: string } {

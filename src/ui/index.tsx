@@ -9,6 +9,7 @@ import { ApiError } from "../domain/errors";
 import { auditPages } from "./audit";
 import { deliveryPages } from "./deliveries";
 import { requirePerson } from "./access";
+import { inboundPages } from "./inbound";
 import { Notice, pageHeaders, render } from "./layout";
 import { requireSession, type UiEnv } from "./session";
 import { signInRoutes } from "./sign-in";
@@ -45,6 +46,7 @@ uiRoutes.use(requireSession);
 uiRoutes.route("/", auditPages);
 uiRoutes.route("/", webhookPages);
 uiRoutes.route("/", deliveryPages);
+uiRoutes.route("/", inboundPages);
 uiRoutes.all("*", () => {
   throw new HTTPException(404, { message: "There is no such page." });
 });

@@ -22,7 +22,7 @@ export const pageHeaders = secureHeaders({
   },
 });
 
-type Section = "audit" | "webhooks" | "docs" | "sign-in";
+type Section = "audit" | "webhooks" | "flagsmith" | "docs" | "sign-in";
 
 interface PageProps {
   title: string;
@@ -56,6 +56,7 @@ function Page({ title, nonce, session, section, children }: PropsWithChildren<Pa
             <nav>
               {session && link("/ui/audit", "Audit log", "audit")}
               {session && link("/ui/webhooks", "Webhooks", "webhooks")}
+              {session && link("/ui/flagsmith", "Flagsmith", "flagsmith")}
               {!session && section === "docs" && <a href="/ui">Admin pages</a>}
               {link("/docs", "API docs", "docs")}
             </nav>

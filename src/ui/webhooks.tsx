@@ -2,12 +2,13 @@
 // disable, delete, rotate the secret (shown once) and send a test, all through src/manage/webhooks.
 import { Hono, type Context } from "hono";
 import { ApiError, invalid } from "../domain/errors";
-import { DEFAULT_EVENT_TYPES, SCOPE_EVENT_TYPES, type WebhookScope } from "../domain/fanout";
-import type { WebhookEventType } from "../domain/payload";
+import { DEFAULT_EVENT_TYPES, SCOPE_EVENT_TYPES, type WebhookEventType, type WebhookScope } from "../domain/fanout";
+import type { ChangedByFormat } from "../domain/payload";
 import { database } from "../db/client";
 import type { WebhookRow } from "../db/schema";
 import { environmentsOf } from "../manage/catalog";
 import {
+  confirmSecret,
   createWebhook,
   deleteWebhook,
   findOrganisationWebhook,
@@ -32,6 +33,7 @@ export const DONE: Record<string, string> = {
   enabled: "Webhook enabled.",
   disabled: "Webhook disabled: nothing is sent to it until it is enabled again.",
   deleted: "Webhook deleted, with its deliveries.",
+  switched: "Secret switched: X-Flagsmith-Signature and webhook-signature use the new secret only.",
   redelivered: "Delivery queued again: same body, same webhook-id.",
   recovered: "Failed deliveries queued again.",
 };
@@ -39,9 +41,37 @@ export const DONE: Record<string, string> = {
 const envLabel = (e: Pick<Environment, "id" | "name"> | undefined, id: number | null) =>
   e?.name ? `${e.name} (environment ${id})` : `Environment ${id}`;
 
+const sameAsFlagsmith = (scope: WebhookScope, types: readonly WebhookEventType[]) =>
+  types.length === DEFAULT_EVENT_TYPES[scope].length && DEFAULT_EVENT_TYPES[scope].every((t) => types.includes(t));
+
 function EventTypes({ hook }: { hook: Webhook }) {
-  if (!hook.event_types) return <span class="small">{DEFAULT_EVENT_TYPES[hook.scope].join(", ")} <span class="muted">(default)</span></span>;
-  return <span class="small">{hook.event_types.join(", ")}</span>;
+  return (
+    <span class="small">
+      {hook.event_types.join(", ")} {sameAsFlagsmith(hook.scope, hook.event_types) && <span class="muted">(same as Flagsmith)</span>}
+    </span>
+  );
+}
+
+/** A rotation under way, said plainly, with the owner's switch. */
+function Rotation({ hook, session }: { hook: Webhook; session: Session }) {
+  const r = hook.secret_rotation;
+  if (!r) return null;
+  const until = <Time iso={r.previous_secret_expires_at} />;
+  return (
+    <div class="notice info" role="status" data-rotation={r.x_flagsmith_signature}>
+      {r.staged ? (
+        <>
+          Secret rotation staged: <code>X-Flagsmith-Signature</code> still uses the previous secret and <code>webhook-signature</code> carries
+          both, until you confirm the switch or {until}.
+        </>
+      ) : (
+        <>
+          New secret in use; the previous one also signs <code>webhook-signature</code> until {until}.
+        </>
+      )}
+      <PostButton action={`/ui/webhooks/${hook.id}/rotate-secret/confirm`} session={session} label="Confirm switch to the new secret" kind="secondary" />
+    </div>
+  );
 }
 
 function WebhookCard({ hook, session }: { hook: Webhook; session: Session }) {
@@ -57,8 +87,9 @@ function WebhookCard({ hook, session }: { hook: Webhook; session: Session }) {
       <p class="mono url">{hook.url}</p>
       {!hook.enabled && hook.disabled_reason && <p class="small">Disabled: {hook.disabled_reason}</p>}
       <p class="small muted">
-        Events: <EventTypes hook={hook} /> · created <Time iso={hook.created_at} />
+        Events: <EventTypes hook={hook} /> · changed_by: {hook.changed_by === "email" ? "email" : "first last"} · created <Time iso={hook.created_at} />
       </p>
+      <Rotation hook={hook} session={session} />
       <div class="inline-forms">
         <a class="button" href={`${base}/deliveries`}>
           Deliveries
@@ -85,6 +116,7 @@ interface FormValues {
   name: string;
   url: string;
   event_types: readonly WebhookEventType[] | null;
+  changed_by: ChangedByFormat;
   enabled: boolean;
 }
 
@@ -111,17 +143,31 @@ function WebhookForm(props: { action: string; scope: WebhookScope; values: FormV
         </div>
         <fieldset class="wide">
           <legend class="small muted">Events sent</legend>
+          <p class="small muted" id="same-as-flagsmith">
+            Ticked below, and chosen when nothing is: the same as Flagsmith sends {scope === "organisation" ? "an audit log webhook" : "an environment webhook"} ({DEFAULT_EVENT_TYPES[scope].join(", ")}).
+          </p>
           {SCOPE_EVENT_TYPES[scope].map((t) => (
             <label class="check">
               <input type="checkbox" name="event_types" value={t} checked={chosen.has(t)} /> <span class="mono">{t}</span>
-              {DEFAULT_EVENT_TYPES[scope].includes(t) && <span class="muted small">(default)</span>}
+              {DEFAULT_EVENT_TYPES[scope].includes(t) && <span class="muted small">(same as Flagsmith)</span>}
             </label>
           ))}
         </fieldset>
+        <div class="wide">
+          <label for="w-changed-by">changed_by in FLAG_UPDATED / FLAG_DELETED of flaghook's own events</label>
+          <select id="w-changed-by" name="changed_by">
+            <option value="name" selected={values.changed_by !== "email"}>
+              first last (the documentation's sample)
+            </option>
+            <option value="email" selected={values.changed_by === "email"}>
+              email (what Flagsmith sends since 2022)
+            </option>
+          </select>
+        </div>
         {props.isNew && (
           <div class="wide">
             <label for="w-secret">Secret (optional)</label>
-            <input id="w-secret" type="text" name="secret" minlength={8} maxlength={256} autocomplete="off" placeholder="leave empty to generate whsec_…" />
+            <input id="w-secret" type="text" name="secret" maxlength={256} autocomplete="off" placeholder="leave empty to generate whsec_…, or paste the one your receiver checks" />
           </div>
         )}
         <label class="check wide">
@@ -153,15 +199,16 @@ function inputFrom(form: Form, scope: WebhookScope): WebhookInput & { url: strin
   if (name.length > 200) throw invalid("name: at most 200 characters", "name");
   const raw = form.event_types;
   const types = (Array.isArray(raw) ? raw : raw ? [raw] : []).filter((t): t is string => typeof t === "string") as WebhookEventType[];
-  if (!types.length) throw invalid("event_types: choose at least one event", "event_types");
-  const defaults = DEFAULT_EVENT_TYPES[scope];
-  const isDefault = types.length === defaults.length && defaults.every((t) => types.includes(t));
   const secret = one(form, "secret");
-  if (secret && (secret.length < 8 || secret.length > 256)) throw invalid("secret: between 8 and 256 characters", "secret");
+  if (secret.length > 256) throw invalid("secret: at most 256 characters", "secret");
+  const changedBy = one(form, "changed_by") || "name";
+  if (changedBy !== "name" && changedBy !== "email") throw invalid("changed_by: name or email", "changed_by");
   return {
     url,
     name: name || undefined,
-    event_types: isDefault ? null : types,
+    // Nothing ticked: the same as Flagsmith (the scope's default).
+    event_types: types.length ? types : null,
+    changed_by: changedBy,
     enabled: one(form, "enabled") === "true",
     secret: secret || undefined,
   };
@@ -170,11 +217,13 @@ function inputFrom(form: Form, scope: WebhookScope): WebhookInput & { url: strin
 function valuesFrom(form: Form): FormValues {
   const raw = form.event_types;
   const types = (Array.isArray(raw) ? raw : raw ? [raw] : []).filter((t): t is string => typeof t === "string") as WebhookEventType[];
-  return { url: one(form, "url"), name: one(form, "name"), event_types: types, enabled: one(form, "enabled") === "true" };
+  const changedBy = one(form, "changed_by") === "email" ? "email" : "name";
+  return { url: one(form, "url"), name: one(form, "name"), event_types: types, changed_by: changedBy, enabled: one(form, "enabled") === "true" };
 }
 
 /** The secret is in this page only: never cached, never in a URL. */
-function SecretShown(props: { title: string; hook: Webhook; secret: string; note?: string }) {
+function SecretShown(props: { title: string; hook: Webhook; secret: string; note?: string; session?: Session }) {
+  const staged = props.hook.secret_rotation?.staged;
   return (
     <>
       <h1>{props.title}</h1>
@@ -188,6 +237,16 @@ function SecretShown(props: { title: string; hook: Webhook; secret: string; note
           {props.secret}
         </code>
         {props.note && <p class="small muted">{props.note}</p>}
+        {staged && props.session && (
+          <div class="card" id="confirm-switch">
+            <p class="small">
+              A receiver written for Flagsmith checks only <code>X-Flagsmith-Signature</code>, which keeps using the previous secret for now.
+              Give the receiver the new secret (best: have it accept both for a while), then confirm: from then on every delivery is signed
+              with the new secret only. Deliveries that fail in between are retried.
+            </p>
+            <PostButton action={`/ui/webhooks/${props.hook.id}/rotate-secret/confirm`} session={props.session} label="Confirm switch to the new secret" />
+          </div>
+        )}
         <div class="actions">
           <a class="button" href={`/ui/webhooks#${props.hook.id}`}>
             Back to webhooks
@@ -230,11 +289,11 @@ webhookPages.get("/webhooks", async (c) => {
             Add organisation webhook
           </a>
         </div>
-        <p class="muted small">Flagsmith's audit log webhooks: one AUDIT_LOG_CREATED per audit entry (and, if chosen, every flag change).</p>
+        <p class="muted small">Flagsmith's audit log webhooks: one AUDIT_LOG_CREATED per audit entry, and every flag change (FLAG_UPDATED, FLAG_DELETED), as Flagsmith sends them.</p>
         {orgHooks.length ? orgHooks.map((h) => <WebhookCard hook={h} session={session} />) : <p class="card muted">No organisation webhooks yet.</p>}
       </section>
       <h2>Environment webhooks</h2>
-      <p class="muted small">Flagsmith's environment web hooks: FLAG_UPDATED and FLAG_DELETED for the flags of one environment.</p>
+      <p class="muted small">Flagsmith's environment webhooks: FLAG_UPDATED, FLAG_DELETED and NEW_VERSION_PUBLISHED for the flags of one environment.</p>
       {envIds.map((id) => {
         const hooks = envHooks.filter((h) => h.environment === id);
         return (
@@ -299,7 +358,7 @@ const newPage = (c: Context<UiEnv>, owner: WebhookOwner & { label: string }, val
 
 webhookPages.get("/webhooks/new", async (c) => {
   const owner = await ownerFrom(c, { scope: c.req.query("scope"), environment: c.req.query("environment") });
-  return newPage(c, owner, { name: "", url: "", event_types: null, enabled: true });
+  return newPage(c, owner, { name: "", url: "", event_types: null, changed_by: "name", enabled: true });
 });
 
 webhookPages.post("/webhooks/new", async (c) => {
@@ -333,7 +392,7 @@ const editPage = (c: Context<UiEnv>, hook: Webhook, values: FormValues, error?: 
 
 webhookPages.get("/webhooks/:id/edit", async (c) => {
   const hook = webhookOut(await hookOf(c));
-  return editPage(c, hook, { name: hook.name, url: hook.url, event_types: hook.event_types, enabled: hook.enabled });
+  return editPage(c, hook, { name: hook.name, url: hook.url, event_types: hook.event_types, changed_by: hook.changed_by, enabled: hook.enabled });
 });
 
 webhookPages.post("/webhooks/:id/edit", async (c) => {
@@ -387,12 +446,21 @@ webhookPages.post("/webhooks/:id/delete", async (c) => {
 });
 
 webhookPages.post("/webhooks/:id/rotate-secret", async (c) => {
-  const rotated = await rotateSecret(c.env, await hookOf(c), undefined, actorOf(c.get("session")));
-  const until = rotated.previous_secret_expires_at;
-  const note = until ? `The previous secret also signs (a second webhook-signature entry) until ${until.replace("T", " ").replace(/\.\d+Z$/, " UTC")}.` : undefined;
-  return render(c, "Secret rotated", <SecretShown title={`New secret for “${rotated.name}”`} hook={rotated} secret={rotated.secret} note={note} />, {
-    section: "webhooks",
-  });
+  const rotated = await rotateSecret(c.env, await hookOf(c), {}, actorOf(c.get("session")));
+  const until = rotated.previous_secret_expires_at.replace("T", " ").replace(/\.\d+Z$/, " UTC");
+  const note = `The previous secret also signs (a second webhook-signature entry), and keeps signing X-Flagsmith-Signature, until you confirm the switch or ${until}.`;
+  return render(
+    c,
+    "Secret rotated",
+    <SecretShown title={`New secret for “${rotated.name}”`} hook={rotated} secret={rotated.secret} note={note} session={c.get("session")} />,
+    { section: "webhooks" },
+  );
+});
+
+webhookPages.post("/webhooks/:id/rotate-secret/confirm", async (c) => {
+  const row = await hookOf(c);
+  await confirmSecret(c.env, row, actorOf(c.get("session")));
+  return c.redirect(`/ui/webhooks?done=switched#${row.id}`, 303);
 });
 
 webhookPages.post("/webhooks/:id/test", async (c) => {

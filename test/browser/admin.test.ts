@@ -255,6 +255,37 @@ describe("admin pages in Chromium", () => {
     expect(rotated).not.toBe(secret);
     await expect(page.locator("text=The previous secret also signs").count()).resolves.toBe(1);
     await shot("12-secret-rotated");
+    // Staged: X-Flagsmith-Signature keeps the previous secret until the owner confirms the switch.
+    await page.click("text=Back to webhooks");
+    await page.waitForURL(/\/ui\/webhooks(#.*)?$/);
+    await expect(page.locator(`article[data-webhook="${hookId}"] [data-rotation="previous"]`).count()).resolves.toBe(1);
+    await shot("12-rotation-staged");
+    await page.locator(`article[data-webhook="${hookId}"]`).locator("button:text('Confirm switch to the new secret')").click();
+    await page.waitForURL(/done=switched/);
+    await expect(page.locator(".notice.ok").textContent()).resolves.toContain("Secret switched");
+    await expect(page.locator(`article[data-webhook="${hookId}"] [data-rotation]`).count()).resolves.toBe(0);
+  });
+
+  it("creates a Flagsmith inbound source and shows when Flagsmith's Test webhook reached it", async () => {
+    await page.click("header nav >> text=Flagsmith");
+    await page.waitForURL(`${base}/ui/flagsmith`);
+    await page.fill("#s-name", "Flagsmith EU");
+    await page.fill("#s-secret", "short");
+    await page.click("text=Create source");
+    const url = (await page.locator("#url").textContent())!;
+    expect(url).toMatch(/\/api\/v1\/inbound\/flagsmith\/fhi_[0-9a-z]{52}$/);
+    await expect(page.locator("#secret").textContent()).resolves.toBe("short");
+    await shot("12-flagsmith-source-created");
+    // Flagsmith's "Test webhook" (api/webhooks/webhooks.py, generate_organisation_sample_webhook_data), signed with the secret.
+    const body =
+      '{"data": {"author": {"email": "user@domain.com", "first_name": "Jane", "id": 1, "last_name": "Doe"}, "created_date": "2020-02-23T17:30:57.006318Z", "environment": null, "log": "New Flag / Remote Config created: my_feature", "project": {"id": 1, "name": "Test Project", "organisation": 1}, "related_object_id": 1, "related_object_type": "FEATURE"}, "event_type": "AUDIT_LOG_CREATED"}';
+    const { createHmac } = await import("node:crypto");
+    const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json", "X-Flagsmith-Signature": createHmac("sha256", "short").update(body).digest("hex") }, body });
+    expect(res.status).toBe(200);
+    await page.click("text=Back to sources");
+    await expect(page.locator("[data-last-test] time").count()).resolves.toBe(1);
+    await shot("12-flagsmith-sources");
+    await shot("12-flagsmith-sources-phone", { width: 390, height: 844 });
   });
 
   it("shows the API docs from /openapi.json", async () => {
