@@ -10,8 +10,9 @@ import { config, type Env } from "../env";
 import { recordSystemEvent } from "../ingest/accept";
 import { enqueueDeliveries } from "./enqueue";
 import { decryptSecret } from "./secrets";
-import { sendAttempt, type AttemptResult } from "./send";
+import { refusedAttempt, sendAttempt, type AttemptResult } from "./send";
 import { signatureHeaders } from "./sign";
+import { urlPolicyRefusal } from "./url-check";
 
 /** One attempt of one delivery to make. */
 export interface DeliveryRef {
@@ -104,9 +105,14 @@ async function inLanes<T, R>(items: readonly T[], run: (item: T) => Promise<R>):
   return results;
 }
 
-/** Signs and sends one attempt; the secret list includes a rotated-out secret during its grace period. */
+/**
+ * Checks the URL policy, then signs and sends one attempt; the secret list includes a rotated-out
+ * secret during its grace period. A refused attempt records no status, body or duration.
+ */
 export async function attempt(env: Env, delivery: DeliveryRow, webhook: WebhookRow, at: number): Promise<AttemptResult> {
   const cfg = config(env);
+  const refusal = await urlPolicyRefusal(cfg, webhook.url);
+  if (refusal) return refusedAttempt(refusal, at);
   const secrets = await webhookSecrets(cfg.secretsKey!, webhook, at);
   const headers = await signatureHeaders(secrets, delivery.id, Math.floor(at / 1000), delivery.payload);
   return sendAttempt(webhook.url, delivery.payload, headers, cfg.deliveryTimeoutMs, at);

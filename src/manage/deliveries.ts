@@ -7,6 +7,7 @@ import { database, runBatch, type Db } from "../db/client";
 import { attempts, deliveries, webhooks, type AttemptRow, type DeliveryRow } from "../db/schema";
 import { enqueueDeliveries } from "../delivery/enqueue";
 import type { Env } from "../env";
+import { checkUrl } from "./webhooks";
 
 export type DeliveryStatus = DeliveryRow["status"];
 export type DeliveryCursor = [number, string];
@@ -84,9 +85,10 @@ export async function deliveryWithAttempts(db: Db, orgId: number, id: string) {
 export async function redeliver(env: Env, orgId: number, id: string) {
   const db = database(env.DB);
   const delivery = await findDelivery(db, orgId, id);
-  const [hook] = await db.select({ enabled: webhooks.enabled }).from(webhooks).where(eq(webhooks.id, delivery.webhookId));
+  const [hook] = await db.select({ enabled: webhooks.enabled, url: webhooks.url }).from(webhooks).where(eq(webhooks.id, delivery.webhookId));
   if (!hook?.enabled) throw new ApiError(409, "webhook_disabled", "enable the webhook before redelivering to it");
   if (delivery.status === "pending") throw new ApiError(409, "delivery_pending", "this delivery is still being attempted");
+  await checkUrl(env, hook.url); // the policy may have tightened, or the name moved, since the webhook was saved
   const [row] = await db
     .update(deliveries)
     .set({ status: "pending", cycleStart: delivery.attemptCount, nextAttemptAt: now(), updatedAt: now() })
@@ -100,8 +102,9 @@ export async function redeliver(env: Env, orgId: number, id: string) {
 /** Redelivers every failed delivery of a webhook created at or after `since`. */
 export async function recover(env: Env, webhookId: string, since: number) {
   const db = database(env.DB);
-  const [hook] = await db.select({ enabled: webhooks.enabled }).from(webhooks).where(eq(webhooks.id, webhookId));
+  const [hook] = await db.select({ enabled: webhooks.enabled, url: webhooks.url }).from(webhooks).where(eq(webhooks.id, webhookId));
   if (!hook?.enabled) throw new ApiError(409, "webhook_disabled", "enable the webhook before recovering its deliveries");
+  await checkUrl(env, hook.url);
   const failed = await db
     .select({ id: deliveries.id, attemptCount: deliveries.attemptCount })
     .from(deliveries)

@@ -61,7 +61,8 @@ export async function resolveEnvironment(db: Db, orgId: number, ref: string): Pr
   return found.id;
 }
 
-async function checkUrl(env: Env, raw: string): Promise<string> {
+/** The URL as it will be stored, or a 400 url_not_allowed saying why the policy in force refuses it now. */
+export async function checkUrl(env: Env, raw: string): Promise<string> {
   const cfg = config(env);
   const verdict = checkWebhookUrl(raw, cfg.allowPrivateWebhookUrls);
   const refuse = (reason: string) =>
