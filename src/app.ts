@@ -1,21 +1,18 @@
 // The Hono app: middleware and route mounting only.
 import { OpenAPIHono } from "@hono/zod-openapi";
-import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { secureHeaders } from "hono/secure-headers";
 import { auditRoutes } from "./api/audit";
 import type { AppEnv } from "./api/context";
 import { eventRoutes } from "./api/events";
 import { flagsmithInboundRoutes, inboundSourceRoutes } from "./api/inbound";
-import { jsonBodyOnly, unsupportedMediaType } from "./api/json-body";
+import { unsupportedMediaType } from "./api/json-body";
 import { deliveryRoutes } from "./api/deliveries";
 import { organisationRoutes } from "./api/organisations";
 import { webhookRoutes } from "./api/webhooks";
 import { ApiError } from "./domain/errors";
 import { docsRoutes } from "./ui/docs";
 import { uiRoutes } from "./ui/index";
-
-export const MAX_BODY_BYTES = 256 * 1024;
 
 /** Every path answers with and without a trailing slash (Flagsmith's clients use the slash). */
 const getPath = (req: Request) => {
@@ -29,17 +26,7 @@ const getPath = (req: Request) => {
 export const app = new OpenAPIHono<AppEnv>({ getPath });
 
 app.use(secureHeaders());
-app.use(
-  "/api/*",
-  bodyLimit({
-    maxSize: MAX_BODY_BYTES,
-    onError: () => {
-      throw new ApiError(413, "payload_too_large", `request bodies are limited to ${MAX_BODY_BYTES} bytes`);
-    },
-  }),
-);
-// JSON APIs take JSON bodies only, in valid UTF-8.
-app.use("/api/*", jsonBodyOnly);
+// Request bodies are read by each resource after its authentication (src/api/json-body.ts).
 
 app.get("/healthz", (c) => c.json({ status: "ok" }));
 app.route("/api/v1/organisations", organisationRoutes);

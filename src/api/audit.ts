@@ -8,6 +8,7 @@ import { listAudit, type AuditCursor, type AuditFilters } from "../db/audit-quer
 import { database } from "../db/client";
 import { auditEntries, type AuditEntryRow } from "../db/schema";
 import { requireOrganisation } from "./auth";
+import { jsonBodyOnly } from "./json-body";
 import { resource } from "./context";
 import { decodeCursor, encodeCursor, errorResponses, json, numericId, page, pageSize } from "./schemas";
 
@@ -69,7 +70,7 @@ const security = [{ apiKey: [] }];
 const EXPORT_PAGE = 500;
 
 export const auditRoutes = resource();
-auditRoutes.use("*", requireOrganisation);
+auditRoutes.use("*", requireOrganisation, jsonBodyOnly);
 
 auditRoutes.openapi(
   createRoute({

@@ -9,6 +9,7 @@ import { config } from "../env";
 import { acceptEvents } from "../ingest/accept";
 import { isOwnEventId } from "../ingest/event-id";
 import { requireOrganisation } from "./auth";
+import { jsonBodyOnly } from "./json-body";
 import { resource } from "./context";
 import { errorResponses, json, jsonBody } from "./schemas";
 
@@ -41,7 +42,7 @@ const idempotencyHeader = z.object({
 const security = [{ apiKey: [] }];
 
 export const eventRoutes = resource();
-eventRoutes.use("*", requireOrganisation);
+eventRoutes.use("*", requireOrganisation, jsonBodyOnly);
 
 eventRoutes.openapi(
   createRoute({

@@ -7,6 +7,7 @@ import { flagsmithSignatureValid, flagsmithWebhook, parseFlagsmithWebhook, relay
 import { acceptEvents } from "../ingest/accept";
 import { createSource, listSources, markReceived, revokeSource, findSource, sourceForToken, sourceOut } from "../manage/inbound-sources";
 import { requireOrganisation } from "./auth";
+import { acceptJsonBody, jsonBodyOnly } from "./json-body";
 import { resource, type AppEnv } from "./context";
 import { errorResponses, json, jsonBody, page } from "./schemas";
 
@@ -46,7 +47,7 @@ function ownOrganisation(c: Context<AppEnv>): number {
 }
 
 export const inboundSourceRoutes = resource();
-inboundSourceRoutes.use("*", requireOrganisation);
+inboundSourceRoutes.use("*", requireOrganisation, jsonBodyOnly);
 
 inboundSourceRoutes.openapi(
   createRoute({
@@ -113,6 +114,7 @@ flagsmithInboundRoutes.openAPIRegistry.registerPath({
 
 flagsmithInboundRoutes.post("/:token", async (c) => {
   const { source, secret } = await sourceForToken(c.env, c.req.param("token"));
+  await acceptJsonBody(c); // only once the URL's token is known to be a live source's
   const raw = new Uint8Array(await c.req.arrayBuffer());
   const signature = c.req.header("x-flagsmith-signature")?.trim();
   if (!signature) throw new ApiError(401, "missing_signature", "X-Flagsmith-Signature is required: set the secret in Flagsmith's webhook settings");

@@ -9,6 +9,7 @@ import { database } from "../db/client";
 import { apiKeys, organisations } from "../db/schema";
 import { recordSystemEvent } from "../ingest/accept";
 import { forgetKey, requireOperator } from "./auth";
+import { jsonBodyOnly } from "./json-body";
 import { resource } from "./context";
 import { decodeCursor, encodeCursor, errorResponses, json, jsonBody, numericId, page, pageSize } from "./schemas";
 
@@ -45,7 +46,7 @@ const orgParam = z.object({ org: numericId("org") });
 
 export const organisationRoutes = resource();
 // Only these paths: /{org}/webhooks, mounted beside, belongs to the organisation's API key.
-for (const path of ["/", "/:org/api-keys", "/:org/api-keys/*"]) organisationRoutes.use(path, requireOperator);
+for (const path of ["/", "/:org/api-keys", "/:org/api-keys/*"]) organisationRoutes.use(path, requireOperator, jsonBodyOnly);
 
 async function findOrganisation(d1: D1Database, id: number) {
   const [org] = await database(d1).select().from(organisations).where(eq(organisations.id, id));

@@ -20,6 +20,7 @@ import {
   type WebhookOwner,
 } from "../manage/webhooks";
 import { requireOrganisation } from "./auth";
+import { jsonBodyOnly } from "./json-body";
 import { resource, type AppEnv } from "./context";
 import { Delivery } from "./deliveries";
 import { decodeCursor, encodeCursor, errorResponses, json, jsonBody, page, pageSize } from "./schemas";
@@ -86,7 +87,7 @@ async function ownerOf(c: Context<AppEnv>, scope: WebhookScope): Promise<Webhook
 export function webhookRoutes(scope: WebhookScope) {
   const routes = resource();
   const tags = [scope === "organisation" ? "Organisation webhooks" : "Environment webhooks"];
-  routes.use("*", requireOrganisation);
+  routes.use("*", requireOrganisation, jsonBodyOnly);
   const hook = async (c: Context<AppEnv>, id: string) => findWebhook(database(c.env.DB), await ownerOf(c, scope), id);
 
   routes.openapi(
