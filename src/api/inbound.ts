@@ -3,7 +3,15 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { ApiError, notFound } from "../domain/errors";
-import { flagsmithSignatureValid, flagsmithWebhook, parseFlagsmithWebhook, relayedChangeEvent, relayKey } from "../domain/flagsmith";
+import {
+  flagsmithSignatureValid,
+  flagsmithWebhook,
+  MAX_NESTING,
+  nestingDepth,
+  parseFlagsmithWebhook,
+  relayedChangeEvent,
+  relayKey,
+} from "../domain/flagsmith";
 import { acceptEvents } from "../ingest/accept";
 import { createSource, listSources, markReceived, revokeSource, findSource, sourceForToken, sourceOut } from "../manage/inbound-sources";
 import { requireOrganisation } from "./auth";
@@ -126,6 +134,9 @@ flagsmithInboundRoutes.post("/:token", async (c) => {
     text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(raw);
   } catch {
     throw new ApiError(400, "malformed_json", "request body is not UTF-8 JSON");
+  }
+  if (nestingDepth(text) > MAX_NESTING) {
+    throw new ApiError(400, "validation_failed", `not a Flagsmith webhook body: nested more than ${MAX_NESTING} levels deep`);
   }
   const parsed = parseFlagsmithWebhook(text);
   if (!parsed.success) {

@@ -101,6 +101,26 @@ function parseKeepingDigits(text: string): unknown {
 const wrapped = (body: unknown): unknown =>
   isObject(body) && !("event_type" in body) && !("data" in body) ? { event_type: "AUDIT_LOG_CREATED", data: body } : body;
 
+/** Flagsmith's bodies nest a few levels (data.new_state.feature.project); deeper is not one of them. */
+export const MAX_NESTING = 64;
+
+/** How deep arrays and objects nest in JSON text, counted without parsing it (strings skipped). */
+export function nestingDepth(text: string): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    if (inString) {
+      if (ch === 92) i++; // backslash: skip the escaped character
+      else if (ch === 34) inString = false;
+    } else if (ch === 34) inString = true;
+    else if (ch === 123 || ch === 91) deepest = Math.max(deepest, ++depth);
+    else if (ch === 125 || ch === 93) depth--;
+  }
+  return deepest;
+}
+
 /** Parses and validates a body; a SyntaxError means it is not JSON at all. */
 export function parseFlagsmithWebhook(
   text: string,
