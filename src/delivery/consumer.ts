@@ -2,6 +2,7 @@
 import { and, eq, sql, type Column } from "drizzle-orm";
 import { now } from "../domain/clock";
 import { groupBy } from "../domain/collections";
+import { maskedUrl } from "../domain/masked-url";
 import { nextDelaySeconds } from "../domain/retry";
 import { inJson, insertRows } from "../db/bulk";
 import { database, runBatch, type Db, type Statement } from "../db/client";
@@ -215,7 +216,7 @@ export async function settle(env: Env, db: Db, done: readonly Settled[]): Promis
   await enqueueDeliveries(env, retries);
   for (const { webhook, reason } of disabledNow) {
     await recordSystemEvent(env, webhook.orgId, {
-      log: `Webhook disabled: ${webhook.name} (${webhook.url}): ${reason}`,
+      log: `Webhook disabled: ${webhook.name} (${maskedUrl(webhook.url)}): ${reason}`,
       webhook,
     });
   }

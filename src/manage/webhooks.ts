@@ -4,6 +4,7 @@ import { isoMicro, isoTime, now } from "../domain/clock";
 import { ApiError, notFound } from "../domain/errors";
 import { SCOPE_EVENT_TYPES, type WebhookScope } from "../domain/fanout";
 import { newId } from "../domain/ids";
+import { maskedUrl } from "../domain/masked-url";
 import { auditLogPayload, sortedJson, type WebhookEventType } from "../domain/payload";
 import { checkWebhookUrl } from "../domain/url-policy";
 import { database, runBatch, type Db } from "../db/client";
@@ -29,6 +30,7 @@ export interface WebhookOwner {
   environmentId: number | null;
 }
 
+/** A webhook as its own API answer and page show it: the whole URL. */
 export function webhookOut(w: WebhookRow) {
   return {
     id: w.id,
@@ -86,7 +88,11 @@ function checkEventTypes(scope: WebhookScope, types: readonly string[] | null | 
   }
 }
 
-const describe = (w: Pick<WebhookRow, "name" | "url">) => `${w.name} (${w.url})`;
+/** A webhook anywhere else (lists, other pages): its URL masked, since some URLs carry a secret. */
+export const webhookListed = (w: WebhookRow) => ({ ...webhookOut(w), url: maskedUrl(w.url) });
+
+/** How audit entries name a webhook; they go to third-party receivers, so its URL is masked. */
+const describe = (w: Pick<WebhookRow, "name" | "url">) => `${w.name} (${maskedUrl(w.url)})`;
 
 export async function createWebhook(env: Env, owner: WebhookOwner, input: WebhookInput & { url: string }) {
   const secretsKey = requireSecretsKey(config(env).secretsKey);
@@ -122,7 +128,7 @@ export async function createWebhook(env: Env, owner: WebhookOwner, input: Webhoo
 
 export async function listWebhooks(db: Db, owner: WebhookOwner) {
   const rows = await db.select().from(webhooks).where(ownerWhere(owner)).orderBy(desc(webhooks.createdAt));
-  return rows.map(webhookOut);
+  return rows.map(webhookListed);
 }
 
 function ownerWhere(owner: WebhookOwner): SQL {

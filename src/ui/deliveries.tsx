@@ -17,7 +17,7 @@ import {
   type DeliveryCursor,
   type DeliveryStatus,
 } from "../manage/deliveries";
-import { findOrganisationWebhook, webhookOut } from "../manage/webhooks";
+import { findOrganisationWebhook, webhookListed } from "../manage/webhooks";
 import { Csrf, Notice, PostButton, StatusBadge, Time, render } from "./layout";
 import type { Session, UiEnv } from "./session";
 import { DONE } from "./webhooks";
@@ -143,7 +143,7 @@ export const deliveryPages = new Hono<UiEnv>();
 deliveryPages.get("/webhooks/:id/deliveries", async (c) => {
   const session = c.get("session");
   const db = database(c.env.DB);
-  const hook = webhookOut(await findOrganisationWebhook(db, session.orgId, c.req.param("id")));
+  const hook = webhookListed(await findOrganisationWebhook(db, session.orgId, c.req.param("id")));
   const url = new URL(c.req.url);
   const statusParam = url.searchParams.get("status") ?? "";
   const status = STATUSES.find((s) => s === statusParam);
@@ -246,7 +246,7 @@ deliveryPages.get("/deliveries/:id", async (c) => {
   const session = c.get("session");
   const db = database(c.env.DB);
   const delivery = await deliveryWithAttempts(db, session.orgId, c.req.param("id"));
-  const hook = webhookOut(await findOrganisationWebhook(db, session.orgId, delivery.webhook_id));
+  const hook = webhookListed(await findOrganisationWebhook(db, session.orgId, delivery.webhook_id));
   let payload = delivery.payload;
   try {
     payload = JSON.stringify(JSON.parse(delivery.payload), null, 2);
