@@ -18,6 +18,9 @@ export interface Env {
   WEBHOOK_FAILURE_DISABLE_DAYS?: string;
   SESSION_TTL_HOURS?: string;
   DNS_RESOLVER_URL?: string;
+  MAX_WEBHOOKS_PER_ENVIRONMENT?: string;
+  MAX_WEBHOOKS_PER_ORGANISATION?: string;
+  WEBHOOK_ATTEMPTS_PER_SECOND?: string;
 }
 
 export interface Config {
@@ -36,6 +39,12 @@ export interface Config {
   sessionTtlMs: number;
   /** DNS-over-HTTPS JSON endpoint used to refuse webhook hosts that resolve to private addresses. */
   dnsResolverUrl: string;
+  /** Webhooks one environment may have; 0: no cap. */
+  maxWebhooksPerEnvironment: number;
+  /** Webhooks one organisation may have, of both scopes; 0: no cap. */
+  maxWebhooksPerOrganisation: number;
+  /** Attempts one webhook may make a second, counted over 10-second windows; 0: no limit. */
+  webhookAttemptsPerSecond: number;
 }
 
 export const DEFAULT_RETRY_SCHEDULE = [5, 300, 1800, 7200, 18000, 36000, 36000];
@@ -73,6 +82,9 @@ export function config(env: Env): Config {
     failureDisableMs: positiveNumber(env.WEBHOOK_FAILURE_DISABLE_DAYS, 5, "WEBHOOK_FAILURE_DISABLE_DAYS") * DAY,
     dnsResolverUrl: env.DNS_RESOLVER_URL || "https://cloudflare-dns.com/dns-query",
     sessionTtlMs: positiveNumber(env.SESSION_TTL_HOURS, 12, "SESSION_TTL_HOURS") * HOUR,
+    maxWebhooksPerEnvironment: Math.floor(positiveNumber(env.MAX_WEBHOOKS_PER_ENVIRONMENT, 50, "MAX_WEBHOOKS_PER_ENVIRONMENT")),
+    maxWebhooksPerOrganisation: Math.floor(positiveNumber(env.MAX_WEBHOOKS_PER_ORGANISATION, 500, "MAX_WEBHOOKS_PER_ORGANISATION")),
+    webhookAttemptsPerSecond: positiveNumber(env.WEBHOOK_ATTEMPTS_PER_SECOND, 1000, "WEBHOOK_ATTEMPTS_PER_SECOND"),
   };
   cache.set(env, parsed);
   return parsed;
