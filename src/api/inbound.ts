@@ -2,12 +2,16 @@
 // takes Flagsmith's own webhooks verbatim (its token and X-Flagsmith-Signature are the credentials).
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
+import { now } from "../domain/clock";
 import { ApiError, notFound } from "../domain/errors";
+import { config } from "../env";
 import {
   flagsmithSignatureValid,
   flagsmithWebhook,
+  flagsmithTimestamp,
   MAX_NESTING,
   nestingDepth,
+  outsideReplayWindow,
   parseFlagsmithWebhook,
   relayedChangeEvent,
   relayKey,
@@ -150,6 +154,12 @@ flagsmithInboundRoutes.post("/:token", async (c) => {
     );
   }
   const { webhook } = parsed;
+  // Flag events are remembered DELIVERY_RETENTION_DAYS, audit log entries AUDIT_RETENTION_DAYS (if set).
+  const cfg = config(c.env);
+  const kept = webhook.event_type === "AUDIT_LOG_CREATED" ? cfg.auditRetentionDays : cfg.deliveryRetentionDays;
+  const { field, ms } = flagsmithTimestamp(webhook);
+  const outside = outsideReplayWindow(ms, now(), kept === null ? null : kept * 86_400_000);
+  if (outside) throw new ApiError(400, "timestamp_out_of_range", `${field} ${outside}`, [{ field, message: outside }]);
   const [accepted] = await acceptEvents(c.env, source.orgId, [
     { event: relayedChangeEvent(source.id, webhook), clientId: await relayKey(webhook) },
   ]);

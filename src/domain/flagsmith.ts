@@ -200,6 +200,30 @@ function flagChangeType(eventType: WebhookEventType, state: FlagState): EventTyp
   return deleted ? "FEATURE_DELETED" : "FLAG_STATE_UPDATED";
 }
 
+/** The body's own time: the audit log's `created_date`, a flag change's `timestamp`. */
+export function flagsmithTimestamp(webhook: Pick<FlagsmithWebhook, "event_type" | "data">): { field: string; ms: number } {
+  const field = webhook.event_type === "AUDIT_LOG_CREATED" ? "created_date" : "timestamp";
+  return { field: `data.${field}`, ms: Date.parse(normaliseTimestamp(String(webhook.data[field]))!) };
+}
+
+/** How far a body's own time may be from ours (clock skew) before it counts as out of range. */
+export const CLOCK_SKEW_MS = 86_400_000;
+
+/**
+ * Why a relayed body's own time is out of range, or null. A body older than the time its idempotency
+ * record is kept (less the skew) might be a replay of one whose record was pruned: it could be
+ * delivered again, so it is refused. `keptMs` null: the record is kept for ever.
+ */
+export function outsideReplayWindow(bodyMs: number, nowMs: number, keptMs: number | null): string | null {
+  if (bodyMs > nowMs + CLOCK_SKEW_MS) return "is more than a day in the future";
+  if (keptMs === null) return null;
+  const windowMs = keptMs - Math.min(CLOCK_SKEW_MS, keptMs / 4);
+  if (bodyMs < nowMs - windowMs) {
+    return `is older than ${+(windowMs / 86_400_000).toFixed(2)} days: a body that old could be a replay of one already relayed and forgotten`;
+  }
+  return null;
+}
+
 /** Flagsmith's own `is_system_event` when the relayed audit log gives one. */
 export function relayedSystemEvent(event: ChangeEvent): boolean | null {
   const given = event.relayed?.event_type === "AUDIT_LOG_CREATED" ? dataOf(event.relayed).is_system_event : undefined;
