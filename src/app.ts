@@ -62,7 +62,7 @@ app.notFound(() => {
 });
 
 app.onError((err, c) => {
-  if (err instanceof ApiError) return c.json(err.toJSON(), err.status);
+  if (err instanceof ApiError) return c.json(err.toJSON(), err.status, err.headers);
   if (err instanceof HTTPException) {
     const status = err.status;
     // 415: a content type the route's validator refuses though jsonBodyOnly let it by.

@@ -21,6 +21,9 @@ export interface Env {
   MAX_WEBHOOKS_PER_ENVIRONMENT?: string;
   MAX_WEBHOOKS_PER_ORGANISATION?: string;
   WEBHOOK_ATTEMPTS_PER_SECOND?: string;
+  OPERATOR_AUTH_FAILURES_PER_MINUTE?: string;
+  /** Cloudflare's Rate Limiting binding for wrong operator tokens, when configured in wrangler.toml. */
+  OPERATOR_AUTH_LIMITER?: RateLimit;
 }
 
 export interface Config {
@@ -45,6 +48,8 @@ export interface Config {
   maxWebhooksPerOrganisation: number;
   /** Attempts one webhook may make a second, counted over 10-second windows; 0: no limit. */
   webhookAttemptsPerSecond: number;
+  /** Wrong operator tokens a client may send a minute (in-isolate count, without OPERATOR_AUTH_LIMITER); 0: no limit. */
+  operatorAuthFailuresPerMinute: number;
 }
 
 export const DEFAULT_RETRY_SCHEDULE = [5, 300, 1800, 7200, 18000, 36000, 36000];
@@ -85,6 +90,7 @@ export function config(env: Env): Config {
     maxWebhooksPerEnvironment: Math.floor(positiveNumber(env.MAX_WEBHOOKS_PER_ENVIRONMENT, 50, "MAX_WEBHOOKS_PER_ENVIRONMENT")),
     maxWebhooksPerOrganisation: Math.floor(positiveNumber(env.MAX_WEBHOOKS_PER_ORGANISATION, 500, "MAX_WEBHOOKS_PER_ORGANISATION")),
     webhookAttemptsPerSecond: positiveNumber(env.WEBHOOK_ATTEMPTS_PER_SECOND, 1000, "WEBHOOK_ATTEMPTS_PER_SECOND"),
+    operatorAuthFailuresPerMinute: Math.floor(positiveNumber(env.OPERATOR_AUTH_FAILURES_PER_MINUTE, 10, "OPERATOR_AUTH_FAILURES_PER_MINUTE")),
   };
   cache.set(env, parsed);
   return parsed;

@@ -8,6 +8,7 @@ import { database } from "../db/client";
 import { apiKeys, organisations } from "../db/schema";
 import { config } from "../env";
 import type { AppEnv } from "./context";
+import { clientOf, countFailure, refuseBlockedClient } from "./operator-guard";
 
 /** Keys look like fh_<prefix>_<secret>; the prefix finds the row, the hash of the whole key proves it. */
 export const KEY_PATTERN = /^fh_([0-9a-z]{10})_([A-Za-z0-9_-]{43,})$/;
@@ -87,10 +88,17 @@ export const requireOrganisation = createMiddleware<AppEnv>(async (c, next) => {
   await next();
 });
 
+/** The operator's Bearer token; wrong ones are logged and counted per client (src/api/operator-guard.ts). */
 export const requireOperator = createMiddleware<AppEnv>(async (c, next) => {
-  const token = config(c.env).adminToken;
+  const cfg = config(c.env);
+  const token = cfg.adminToken;
   if (!token) throw new ApiError(503, "server_misconfigured", "ADMIN_TOKEN is not set on this deployment");
+  const client = clientOf(c.req.raw);
+  refuseBlockedClient(client);
   const m = /^Bearer\s+(\S+)$/i.exec(c.req.header("authorization")?.trim() ?? "");
-  if (!m || !timingSafeEqual(m[1], token)) throw new ApiError(401, "unauthorized", "operator endpoints need Authorization: Bearer <ADMIN_TOKEN>");
+  if (!m || !timingSafeEqual(m[1], token)) {
+    if (m) await countFailure(client, `${c.req.method} ${new URL(c.req.url).pathname}`, cfg.operatorAuthFailuresPerMinute, c.env.OPERATOR_AUTH_LIMITER);
+    throw new ApiError(401, "unauthorized", "operator endpoints need Authorization: Bearer <ADMIN_TOKEN>");
+  }
   await next();
 });
