@@ -23,7 +23,7 @@ import { requireOrganisation } from "./auth";
 import { jsonBodyOnly } from "./json-body";
 import { resource, type AppEnv } from "./context";
 import { Delivery } from "./deliveries";
-import { decodeCursor, encodeCursor, errorResponses, json, jsonBody, page, pageSize } from "./schemas";
+import { decodeCursor, encodeCursor, ErrorSchema, errorResponses, json, jsonBody, page, pageSize } from "./schemas";
 
 const eventType = z.enum(SCOPE_EVENT_TYPES.organisation);
 
@@ -102,7 +102,11 @@ export function webhookRoutes(scope: WebhookScope) {
       tags,
       security,
       request: { body: jsonBody(WebhookCreate) },
-      responses: { 201: json(WebhookWithSecret, "Created; the secret is shown once"), ...errorResponses },
+      responses: {
+        201: json(WebhookWithSecret, "Created; the secret is shown once"),
+        ...errorResponses,
+        409: json(ErrorSchema, "limit_reached: the environment or the organisation has as many webhooks as allowed"),
+      },
     }),
     async (c) => c.json(await createWebhook(c.env, await ownerOf(c, scope), c.req.valid("json")), 201),
   );
