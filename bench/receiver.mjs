@@ -11,8 +11,9 @@
 //          delivery gets the same answer whatever order requests arrive in. Each request records `chaos`.
 //   POST   /_python-dumps       answers Python's json.dumps(json.loads(body), sort_keys=True)
 //   GET    /dns-query?name=&type=  DNS-over-HTTPS JSON answers for a few fixed test names, and for the
-//          names set with PUT /_dns/<name> {"addresses": [...], "ttl", "status", "body"}: the answer can
-//          change after a webhook is saved (DNS rebinding), fail with an HTTP status, or be a raw body
+//          names set with PUT /_dns/<name> {"addresses": [...], "ttl", "status", "body", "delayMs"}: the
+//          answer can change after a webhook is saved (DNS rebinding), fail with an HTTP status, be a raw
+//          body, or come late
 //   GET    /_dns/<name>         -> {"queries"}: how many DoH queries asked for the name
 //   POST   /_seed-check         runs the seed's Python signature check: {"secret","body","signature"}
 import { execFileSync } from "node:child_process";
@@ -60,10 +61,13 @@ export async function startReceiver({ port = 0, host = "127.0.0.1", keepBodies =
         const v6 = url.searchParams.get("type") === "AAAA";
         const set = dns.get(name);
         if (set) set.queries++;
-        if (set?.status || set?.body !== undefined) return send(res, { status: set.status ?? 200, headers: { "content-type": "application/dns-json" }, body: set.body ?? "" });
         const ttl = set?.ttl === undefined ? {} : { TTL: set.ttl };
         const answers = (set?.addresses ?? DNS[name] ?? []).filter((ip) => ip.includes(":") === v6).map((data) => ({ type: v6 ? 28 : 1, data, ...ttl }));
-        return send(res, { status: 200, headers: { "content-type": "application/dns-json" }, body: JSON.stringify({ Status: 0, Answer: answers }) });
+        const answer =
+          set?.status || set?.body !== undefined
+            ? { status: set.status ?? 200, headers: { "content-type": "application/dns-json" }, body: set.body ?? "" }
+            : { status: 200, headers: { "content-type": "application/dns-json" }, body: JSON.stringify({ Status: 0, Answer: answers }) };
+        return setTimeout(() => send(res, answer), set?.delayMs ?? 0);
       }
       if (kind === "_seed-check") {
         const verdict = execFileSync("python3", [SEED_CHECK], { input: body }).toString().trim();

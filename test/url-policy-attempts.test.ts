@@ -19,7 +19,7 @@ const unique = (label: string) => `${label}-${++n}-${Date.now()}`;
 
 afterEach(() => resetClock());
 
-async function setDns(name: string, answer: { addresses?: string[]; ttl?: number; status?: number; body?: string }) {
+async function setDns(name: string, answer: { addresses?: string[]; ttl?: number; status?: number; body?: string; delayMs?: number }) {
   await fetch(`${receiverUrl()}/_dns/${name}`, { method: "PUT", body: JSON.stringify(answer) });
 }
 const dnsQueries = async (name: string) => ((await (await fetch(`${receiverUrl()}/_dns/${name}`)).json()) as { queries: number }).queries;
@@ -134,7 +134,8 @@ describe("the URL policy at every attempt", () => {
     await setDns(host, { addresses: ["93.184.216.34"], ttl: 60 });
     const d = await webhookWithDelivery(`https://${host}/hook`, production());
     advanceClock(31_000);
-    for (const failure of [{ status: 503 }, { body: "<html>not DNS JSON</html>" }, { body: '{"Status": 2}' }]) {
+    // A resolver that fails, answers what is not DNS JSON, answers SERVFAIL, or answers after the 3 s timeout.
+    for (const failure of [{ status: 503 }, { body: "<html>not DNS JSON</html>" }, { body: '{"Status": 2}' }, { addresses: ["93.184.216.34"], delayMs: 4000 }]) {
       await setDns(host, failure);
       const before = (await delivery(d.id))!.attempt_count;
       await consume(d.id, before);
@@ -148,8 +149,8 @@ describe("the URL policy at every attempt", () => {
       });
       await env.DB.prepare("update deliveries set status = 'pending' where id = ?").bind(d.id).run();
     }
-    expect(await delivery(d.id)).toMatchObject({ status: "pending", attempt_count: 3 });
-  });
+    expect(await delivery(d.id)).toMatchObject({ status: "pending", attempt_count: 4 });
+  }, 30_000);
 
   it("a name that no longer resolves is refused", async () => {
     const host = `${unique("gone")}.example.test`;
