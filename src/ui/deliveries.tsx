@@ -33,6 +33,7 @@ const REFUSED: Record<string, string> = {
   webhook_disabled: "The webhook is disabled: enable it before sending to it again.",
   delivery_pending: "That delivery is still being attempted; it can be sent again once it is delivered or failed.",
   delivery_busy: "That delivery changed while it was being queued again; try again.",
+  url_not_allowed: "The webhook's URL is refused by the URL policy now (see its last attempts): edit the webhook before sending to it again.",
 };
 
 function Attempts({ attempts }: { attempts: Attempt[] }) {
