@@ -205,6 +205,31 @@ describe("the URL policy at every attempt", () => {
     expect((await mailbox(box)).count).toBe(1);
   });
 
+  it("on the admin pages, a redelivery refused by the URL policy says why on the deliveries page", async () => {
+    const box = unique("policy-redeliver-page");
+    const d = await webhookWithDelivery(`${receiverUrl()}/hooks/${box}`, development());
+    await consume(d.id, 0, development());
+    await env.DB.prepare("update deliveries set status = 'failed' where id = ?").bind(d.id).run();
+    // Sign in with the organisation's key (the Authorization header holds it).
+    const apiKey = d.auth.Authorization.replace(/^Api-Key /, "");
+    const form = await request(production(), "/ui/sign-in");
+    const signInCookie = form.headers.get("set-cookie")!.split(";")[0];
+    const token = /name="csrf" value="([^"]+)"/.exec(await form.text())![1];
+    const ORIGIN = "http://flaghook.test";
+    const formHeaders = (cookie: string) => ({ cookie, origin: ORIGIN, "content-type": "application/x-www-form-urlencoded" });
+    const signedIn = await request(production(), "/ui/sign-in", { method: "POST", headers: formHeaders(signInCookie), body: new URLSearchParams({ csrf: token, key: apiKey, next: "/ui/webhooks" }).toString() });
+    const session = signedIn.headers.getSetCookie().find((c) => c.startsWith("flaghook_session="))!.split(";")[0];
+    const page = await request(production(), `/ui/deliveries/${d.id}`, { headers: { cookie: session } });
+    const csrf = /name="csrf" value="([^"]+)"/.exec(await page.text())![1];
+
+    const res = await request(production(), `/ui/deliveries/${d.id}/redeliver`, { method: "POST", redirect: "manual", headers: formHeaders(session), body: new URLSearchParams({ csrf }).toString() });
+    expect(res.status).toBe(303);
+    expect(res.headers.get("location")).toBe(`/ui/webhooks/${d.hookId}/deliveries?refused=url_not_allowed`);
+    const notice = await (await request(production(), res.headers.get("location")!, { headers: { cookie: session } })).text();
+    expect(notice).toContain("refused by the URL policy now");
+    expect((await delivery(d.id))!.status).toBe("failed");
+  });
+
   it("a test send to a name rebound to a private address is refused before anything is sent", async () => {
     const host = `${unique("rebind-test")}.example.test`;
     await setDns(host, { addresses: ["93.184.216.34"], ttl: 60 });
