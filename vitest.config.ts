@@ -18,6 +18,9 @@ export default defineConfig(async () => {
             RETRY_THROTTLE_FLOOR_SECONDS: "2",
             DELIVERY_TIMEOUT_MS: "2000",
           },
+          // The local simulation of Cloudflare's Rate Limiting binding, bound under a name the Worker
+          // does not read: test/operator-guessing.test.ts passes it as OPERATOR_AUTH_LIMITER.
+          ratelimits: { TEST_OPERATOR_AUTH_LIMITER: { simple: { limit: 3, period: 60 } } },
         },
       }),
     ],

@@ -13,7 +13,8 @@ export async function fanoutBench({ quick, proxy = "off" }) {
   const rounds = 3;
   const receiver = await startReceiverThread({ port: RECEIVER_PORT });
   progress(`fan-out: starting flaghook (inspector proxy ${proxy})`);
-  const worker = await startFlaghook({ label: `fanout-proxy-${proxy}`, port: PORT, proxy });
+  // One environment takes 50 webhooks by default (MAX_WEBHOOKS_PER_ENVIRONMENT); this bench measures 500.
+  const worker = await startFlaghook({ label: `fanout-proxy-${proxy}`, port: PORT, proxy, vars: { MAX_WEBHOOKS_PER_ENVIRONMENT: String(webhooks) } });
   try {
     const org = await createOrganisation(worker.url);
     let made = 0;

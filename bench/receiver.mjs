@@ -11,7 +11,11 @@
 //          rates; from request calmAfter + 1 of a webhook-id on, always 200. The same attempt of the same
 //          delivery gets the same answer whatever order requests arrive in. Each request records `chaos`.
 //   POST   /_python-dumps       answers Python's json.dumps(json.loads(body), sort_keys=True)
-//   GET    /dns-query?name=&type=  DNS-over-HTTPS JSON answers for a few fixed test names
+//   GET    /dns-query?name=&type=  DNS-over-HTTPS JSON answers for a few fixed test names, and for the
+//          names set with PUT /_dns/<name> {"addresses": [...], "ttl", "status", "body", "delayMs"}: the
+//          answer can change after a webhook is saved (DNS rebinding), fail with an HTTP status, be a raw
+//          body, or come late
+//   GET    /_dns/<name>         -> {"queries"}: how many DoH queries asked for the name
 //   POST   /_seed-check         runs the seed's Python signature check: {"secret","body","signature"}
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -33,6 +37,7 @@ const DNS = {
 
 export async function startReceiver({ port = 0, host = "127.0.0.1", keepBodies = true } = {}) {
   const mailboxes = new Map();
+  const dns = new Map();
   const box = (name) => {
     if (!mailboxes.has(name)) mailboxes.set(name, { requests: [], script: [], fallback: { status: 200 }, chaos: null, seen: new Map(), count: 0, inFlight: 0, maxInFlight: 0 });
     return mailboxes.get(name);
@@ -49,11 +54,23 @@ export async function startReceiver({ port = 0, host = "127.0.0.1", keepBodies =
       if (kind === "_python-dumps") {
         return send(res, { status: 200, body: execFileSync("python3", [PYTHON_DUMPS], { input: body, maxBuffer: PYTHON_MAX_BUFFER }).toString() });
       }
+      if (kind === "_dns") {
+        const entry = dns.get(name) ?? { queries: 0 };
+        if (req.method === "PUT") dns.set(name, { ...JSON.parse(body), queries: entry.queries });
+        return send(res, { status: req.method === "PUT" ? 204 : 200, body: req.method === "PUT" ? "" : JSON.stringify({ queries: entry.queries }) });
+      }
       if (kind === "dns-query") {
         const name = url.searchParams.get("name");
         const v6 = url.searchParams.get("type") === "AAAA";
-        const answers = (DNS[name] ?? []).filter((ip) => ip.includes(":") === v6).map((data) => ({ type: v6 ? 28 : 1, data }));
-        return send(res, { status: 200, headers: { "content-type": "application/dns-json" }, body: JSON.stringify({ Status: 0, Answer: answers }) });
+        const set = dns.get(name);
+        if (set) set.queries++;
+        const ttl = set?.ttl === undefined ? {} : { TTL: set.ttl };
+        const answers = (set?.addresses ?? DNS[name] ?? []).filter((ip) => ip.includes(":") === v6).map((data) => ({ type: v6 ? 28 : 1, data, ...ttl }));
+        const answer =
+          set?.status || set?.body !== undefined
+            ? { status: set.status ?? 200, headers: { "content-type": "application/dns-json" }, body: set.body ?? "" }
+            : { status: 200, headers: { "content-type": "application/dns-json" }, body: JSON.stringify({ Status: 0, Answer: answers }) };
+        return setTimeout(() => send(res, answer), set?.delayMs ?? 0);
       }
       if (kind === "_seed-check") {
         const verdict = execFileSync("python3", [SEED_CHECK], { input: body, maxBuffer: PYTHON_MAX_BUFFER }).toString().trim();

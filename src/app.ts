@@ -1,27 +1,18 @@
 // The Hono app: middleware and route mounting only.
 import { OpenAPIHono } from "@hono/zod-openapi";
-import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { secureHeaders } from "hono/secure-headers";
 import { auditRoutes } from "./api/audit";
 import type { AppEnv } from "./api/context";
 import { eventRoutes } from "./api/events";
 import { flagsmithInboundRoutes, inboundSourceRoutes } from "./api/inbound";
-import { INBOUND_PATH } from "./manage/inbound-sources";
-import { jsonBodyOnly, unsupportedMediaType } from "./api/json-body";
+import { MAX_BODY_BYTES, unsupportedMediaType } from "./api/json-body";
 import { deliveryRoutes } from "./api/deliveries";
 import { organisationRoutes } from "./api/organisations";
 import { webhookRoutes } from "./api/webhooks";
 import { ApiError } from "./domain/errors";
 import { docsRoutes } from "./ui/docs";
 import { uiRoutes } from "./ui/index";
-
-export const MAX_BODY_BYTES = 256 * 1024;
-/**
- * Flagsmith puts no limit on feature descriptions, and sends each twice in a FLAG_UPDATED. Its bodies
- * may be as large as D1 can store (ingest/accept.ts MAX_STORED_BYTES decides, after escaping).
- */
-export const INBOUND_MAX_BODY_BYTES = 2_000_000;
 
 /** Every path answers with and without a trailing slash (Flagsmith's clients use the slash). */
 const getPath = (req: Request) => {
@@ -34,20 +25,8 @@ const getPath = (req: Request) => {
 
 export const app = new OpenAPIHono<AppEnv>({ getPath });
 
-const limitTo = (maxSize: number, what: string) =>
-  bodyLimit({
-    maxSize,
-    onError: () => {
-      throw new ApiError(413, "payload_too_large", `${what} are limited to ${maxSize} bytes`);
-    },
-  });
-const apiBodyLimit = limitTo(MAX_BODY_BYTES, "request bodies");
-const inboundBodyLimit = limitTo(INBOUND_MAX_BODY_BYTES, "Flagsmith webhook bodies");
-
 app.use(secureHeaders());
-app.use("/api/*", (c, next) => (c.req.path.startsWith(`${INBOUND_PATH}/`) ? inboundBodyLimit(c, next) : apiBodyLimit(c, next)));
-// JSON APIs take JSON bodies only, in valid UTF-8.
-app.use("/api/*", jsonBodyOnly);
+// Request bodies are read by each resource after its authentication (src/api/json-body.ts).
 
 app.get("/healthz", (c) => c.json({ status: "ok" }));
 // The root: a browser goes to the admin pages; anything else is told where things are.
@@ -107,7 +86,7 @@ app.notFound(() => {
 });
 
 app.onError((err, c) => {
-  if (err instanceof ApiError) return c.json(err.toJSON(), err.status);
+  if (err instanceof ApiError) return c.json(err.toJSON(), err.status, err.headers);
   if (err instanceof HTTPException) {
     const status = err.status;
     // 415: a content type the route's validator refuses though jsonBodyOnly let it by.

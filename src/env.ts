@@ -22,6 +22,12 @@ export interface Env {
   ACCESS_AUD?: string;
   ACCESS_JWKS_URL?: string;
   UI_API_KEY_SIGN_IN?: string;
+  MAX_WEBHOOKS_PER_ENVIRONMENT?: string;
+  MAX_WEBHOOKS_PER_ORGANISATION?: string;
+  WEBHOOK_ATTEMPTS_PER_SECOND?: string;
+  OPERATOR_AUTH_FAILURES_PER_MINUTE?: string;
+  /** Cloudflare's Rate Limiting binding for wrong operator tokens, when configured in wrangler.toml. */
+  OPERATOR_AUTH_LIMITER?: RateLimit;
 }
 
 /** Cloudflare Access in front of the admin pages: who signs the tokens, for which application. */
@@ -53,6 +59,14 @@ export interface Config {
   access: AccessConfig | null;
   /** Signing in to the admin pages with an organisation API key (never with Access configured). */
   uiApiKeySignIn: boolean;
+  /** Webhooks one environment may have; 0: no cap. */
+  maxWebhooksPerEnvironment: number;
+  /** Webhooks one organisation may have, of both scopes; 0: no cap. */
+  maxWebhooksPerOrganisation: number;
+  /** Attempts one webhook may make a second, counted over 10-second windows; 0: no limit. */
+  webhookAttemptsPerSecond: number;
+  /** Wrong operator tokens a client may send a minute (in-isolate count, without OPERATOR_AUTH_LIMITER); 0: no limit. */
+  operatorAuthFailuresPerMinute: number;
 }
 
 export const DEFAULT_RETRY_SCHEDULE = [5, 300, 1800, 7200, 18000, 36000, 36000];
@@ -104,6 +118,10 @@ export function config(env: Env): Config {
     sessionTtlMs: positiveNumber(env.SESSION_TTL_HOURS, 12, "SESSION_TTL_HOURS") * HOUR,
     access,
     uiApiKeySignIn: access === null && env.UI_API_KEY_SIGN_IN !== "false",
+    maxWebhooksPerEnvironment: Math.floor(positiveNumber(env.MAX_WEBHOOKS_PER_ENVIRONMENT, 50, "MAX_WEBHOOKS_PER_ENVIRONMENT")),
+    maxWebhooksPerOrganisation: Math.floor(positiveNumber(env.MAX_WEBHOOKS_PER_ORGANISATION, 500, "MAX_WEBHOOKS_PER_ORGANISATION")),
+    webhookAttemptsPerSecond: positiveNumber(env.WEBHOOK_ATTEMPTS_PER_SECOND, 1000, "WEBHOOK_ATTEMPTS_PER_SECOND"),
+    operatorAuthFailuresPerMinute: Math.floor(positiveNumber(env.OPERATOR_AUTH_FAILURES_PER_MINUTE, 10, "OPERATOR_AUTH_FAILURES_PER_MINUTE")),
   };
   cache.set(env, parsed);
   return parsed;

@@ -192,7 +192,7 @@ describe("delivery consumer", () => {
     };
     expect(hook).toMatchObject({ enabled: false, disabled_reason: "receiver answered 410 Gone" });
     await expect
-      .poll(async () => countRows("audit_entries", "org_id = ? and log like 'Webhook disabled:%' and is_system_event = 1", d.orgId))
+      .poll(async () => countRows("audit_entries", "org_id = ? and log like 'Webhook disabled:%' and is_system_event = 1", d.orgId), { timeout: 15_000 })
       .toBe(1);
   });
 
@@ -272,7 +272,7 @@ describe("delivery consumer", () => {
     const hook = await env.DB.prepare("select enabled, disabled_reason from webhooks where id = ?").bind(d.hook.id).first();
     expect(hook).toEqual({ enabled: 0, disabled_reason: "every delivery failed for 5 days" });
     await expect
-      .poll(async () => countRows("audit_entries", "org_id = ? and log like 'Webhook disabled:%every delivery failed for 5 days'", d.orgId))
+      .poll(async () => countRows("audit_entries", "org_id = ? and log like 'Webhook disabled:%every delivery failed for 5 days'", d.orgId), { timeout: 15_000 })
       .toBe(1);
   });
 

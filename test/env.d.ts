@@ -5,6 +5,7 @@ declare global {
   namespace Cloudflare {
     interface Env extends FlaghookEnv {
       TEST_MIGRATIONS: D1Migration[];
+      TEST_OPERATOR_AUTH_LIMITER: RateLimit;
     }
     interface GlobalProps {
       mainModule: typeof import("../src/index");

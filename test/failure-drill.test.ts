@@ -319,9 +319,20 @@ describe("failure drill: the delivery consumer", () => {
     expect(drill.delivery.size).toBe(0);
   });
 
+  it("D1 failing while the rate limit counts: nothing is claimed or sent, and the retried batch delivers each once", async () => {
+    const drill = await pendingDeliveries(3, { default: { status: 200 } });
+    const broken = { ...drill.workerEnv, DB: d1FailingAtBatch(1) };
+    await expect(consume("flaghook-deliveries", drill.messages, broken)).rejects.toThrow("D1_ERROR: simulated outage");
+    expect((await mailbox(drill.box)).count).toBe(0);
+    expect((await deliveryRows(drill.orgId)).map((d) => [d.status, d.attempt_count])).toEqual([["pending", 0], ["pending", 0], ["pending", 0]]);
+    expect((await consume("flaghook-deliveries", drill.messages, drill.workerEnv)).ackAll).toBe(true);
+    expect((await deliveryRows(drill.orgId)).map((d) => [d.status, d.attempt_count])).toEqual([["delivered", 1], ["delivered", 1], ["delivered", 1]]);
+    expect((await mailbox(drill.box)).count).toBe(3);
+  });
+
   it("D1 failing after the sends: the claims hold until their lease ends, then the sweeper re-enqueues and each delivery arrives with at most one extra request", async () => {
     const drill = await pendingDeliveries(3, { default: { status: 200 } });
-    const broken = { ...drill.workerEnv, DB: d1FailingAtBatch(2) }; // 1: the claims, 2: the attempts and results
+    const broken = { ...drill.workerEnv, DB: d1FailingAtBatch(3) }; // 1: the rate limit's counts, 2: the claims, 3: the attempts and results
 
     await expect(consume("flaghook-deliveries", drill.messages, broken)).rejects.toThrow("D1_ERROR: simulated outage");
     expect(Object.values(await requestsPerDelivery(drill.box))).toEqual([1, 1, 1]);

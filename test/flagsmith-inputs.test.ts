@@ -6,7 +6,7 @@
 // signs only `if webhook.secret`. Bodies are json.dumps(sort_keys=True), non-ASCII written \uXXXX.
 import { describe, expect, it } from "vitest";
 import { MAX_STORED_BYTES } from "../src/ingest/accept";
-import { createSource, flagsmithBody, flagsmithSignature, postAsFlagsmith, webhook, hookUrl } from "./flagsmith";
+import { createSource, flagsmithBody, flagsmithSignature, postAsFlagsmith, recentTimestamp, webhook, hookUrl } from "./flagsmith";
 import { call, countRows, createOrganisation, eventually, expectError, mailbox, seedPythonSays } from "./helpers";
 
 function flagState(description: string, enabled: boolean) {
@@ -49,7 +49,7 @@ describe("edge inputs a real Flagsmith sends", () => {
     await webhook(org, "/api/v1/environments/55", { url: hookUrl("edge-large") });
     const source = await createSource(org);
     const description = "lorem ipsum ".repeat(50_000);
-    const body = await flagsmithBody("FLAG_UPDATED", { changed_by: "ops@example.com", timestamp: "2024-06-01T10:00:00.000001Z", new_state: flagState(description, true), previous_state: flagState(description, false) });
+    const body = await flagsmithBody("FLAG_UPDATED", { changed_by: "ops@example.com", timestamp: recentTimestamp(1), new_state: flagState(description, true), previous_state: flagState(description, false) });
     expect(body.length).toBeGreaterThan(1_200_000);
     const res = await postAsFlagsmith(source, body, source.secret);
     expect(res.status).toBe(202);
@@ -67,7 +67,7 @@ describe("edge inputs a real Flagsmith sends", () => {
     const source = await createSource(org);
     // 150,000 é each way: Flagsmith writes \u00e9 (6 bytes), so 1.8 MB of body, but more than D1 takes once stored.
     const description = "é".repeat(150_000);
-    const body = await flagsmithBody("FLAG_UPDATED", { changed_by: "", timestamp: "2024-06-01T10:00:00.000002Z", new_state: flagState(description, true), previous_state: flagState(description, false) });
+    const body = await flagsmithBody("FLAG_UPDATED", { changed_by: "", timestamp: recentTimestamp(2), new_state: flagState(description, true), previous_state: flagState(description, false) });
     expect(body.length).toBeLessThan(2_000_000);
     const stored = await postAsFlagsmith(source, body, source.secret);
     await expectError(stored, 413, "payload_too_large");
@@ -85,7 +85,7 @@ describe("edge inputs a real Flagsmith sends", () => {
     await webhook(org, "/api/v1/environments/55", { url: hookUrl("edge-short-secret") });
     const source = await createSource(org, { secret: "abc" });
     expect(source).toMatchObject({ secret: "abc", signed: true });
-    const body = await flagsmithBody("FLAG_UPDATED", { changed_by: "", timestamp: "2024-06-01T10:00:00.000003Z", new_state: flagState("d", true) });
+    const body = await flagsmithBody("FLAG_UPDATED", { changed_by: "", timestamp: recentTimestamp(3), new_state: flagState("d", true) });
     expect(await seedPythonSays("abc", body, await flagsmithSignature("abc", body))).toBe("valid");
     expect((await postAsFlagsmith(source, body, "abd")).status).toBe(401);
     expect((await postAsFlagsmith(source, body, "abc")).status).toBe(202);
@@ -106,7 +106,7 @@ describe("edge inputs a real Flagsmith sends", () => {
     expect(source).toMatchObject({ signed: false, secret: null, name: "No secret" });
     const listed = (await (await call(base, { headers: org.auth })).json()) as { results: { id: string; signed: boolean }[] };
     expect(listed.results.find((s) => s.id === source.id)?.signed).toBe(false);
-    const body = await flagsmithBody("FLAG_UPDATED", { changed_by: "", timestamp: "2024-06-01T10:00:00.000004Z", new_state: flagState("d", true) });
+    const body = await flagsmithBody("FLAG_UPDATED", { changed_by: "", timestamp: recentTimestamp(4), new_state: flagState("d", true) });
     expect((await postAsFlagsmith(source, body, null)).status).toBe(202);
     const relayed = await eventually(async () => (await mailbox("edge-unsigned")).requests[0]);
     expect(relayed.body).toBe(body);

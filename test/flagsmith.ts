@@ -49,3 +49,11 @@ export async function webhook(org: Org, owner: string, json: Record<string, unkn
 }
 
 export const hookUrl = (box: string) => `${receiverUrl()}/hooks/${box}`;
+
+/**
+ * A Flagsmith timestamp of a minute ago, with `micros` as its fraction so bodies stay distinct.
+ * Inbound bodies older than the replay window (issue 14, point 7) are refused, so tests of real
+ * changes send recent ones.
+ */
+export const recentTimestamp = (micros: number) =>
+  new Date(Date.now() - 60_000).toISOString().replace(/\.\d{3}Z$/, `.${String(micros).padStart(6, "0")}Z`);

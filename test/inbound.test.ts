@@ -22,6 +22,10 @@ import {
 // The seed's two samples, byte for byte (the fixture files add only a final newline).
 const SEED_AUDIT = seedAuditFile.replace(/\n$/, "");
 const SEED_FLAG_UPDATED = seedFlagUpdatedFile.replace(/\n$/, "");
+/** Flagsmith's time in the sample (2021) is older than flaghook's replay window; sent today, it carries today's. */
+const SEED_TIMESTAMP = "2021-06-18T07:50:26.595298Z";
+const recentTimestamp = (minutesAgo: number) => new Date(Date.now() - minutesAgo * 60_000).toISOString().replace(/Z$/, "123Z");
+const SEED_FLAG_UPDATED_SENT = SEED_FLAG_UPDATED.replace(SEED_TIMESTAMP, recentTimestamp(5));
 
 type Org = Awaited<ReturnType<typeof createOrganisation>>;
 interface NewSource {
@@ -295,9 +299,9 @@ describe("Flagsmith's environment web hooks, relayed", () => {
     const source = await createSource(org);
     await settled(org, 6);
 
-    const signature = await flagsmithSignature(source.secret, SEED_FLAG_UPDATED);
-    expect(await seedPythonSays(source.secret, SEED_FLAG_UPDATED, signature)).toBe("valid");
-    const res = await postAsFlagsmith(source, SEED_FLAG_UPDATED, signature);
+    const signature = await flagsmithSignature(source.secret, SEED_FLAG_UPDATED_SENT);
+    expect(await seedPythonSays(source.secret, SEED_FLAG_UPDATED_SENT, signature)).toBe("valid");
+    const res = await postAsFlagsmith(source, SEED_FLAG_UPDATED_SENT, signature);
     expect(res.status).toBe(202);
     const { event_id } = (await res.json()) as { event_id: string };
 
@@ -312,11 +316,11 @@ describe("Flagsmith's environment web hooks, relayed", () => {
     expect(await countRows("projects", "org_id = ? and id = 12 and name = 'Flagsmith Website'", org.orgId)).toBe(1);
     expect(await countRows("environments", "org_id = ? and id = 23 and name = 'Development' and project_id = 12", org.orgId)).toBe(1);
 
-    const expected = await pythonDumps(SEED_FLAG_UPDATED);
+    const expected = await pythonDumps(SEED_FLAG_UPDATED_SENT);
     const relayed = await Promise.all(["inbound-flag-a", "inbound-flag-b", "inbound-flag-org"].map((box) => firstMention(box, "butter_bar")));
     for (const r of relayed) {
       expect(r.body).toBe(expected);
-      expect(JSON.parse(r.body)).toEqual(JSON.parse(SEED_FLAG_UPDATED));
+      expect(JSON.parse(r.body)).toEqual(JSON.parse(SEED_FLAG_UPDATED_SENT));
     }
     const [a, b, o] = relayed;
     expect(await seedPythonSays("my shared secret", a.body, a.headers["x-flagsmith-signature"])).toBe("valid");
@@ -353,7 +357,7 @@ describe("Flagsmith's environment web hooks, relayed", () => {
       multivariate_feature_state_values: [{ id: 1, multivariate_feature_option: 3, percentage_allocation: 50 }],
     };
     // Flagsmith is Python: its floats keep their ".0", its ints may pass 2^53; both are relayed as written.
-    const body = JSON.stringify({ event_type: "FLAG_DELETED", data: { changed_by: "Kyle Johnson", new_state: null, previous_state: state, timestamp: "2024-05-02T11:12:13.141516Z", big: 1 } })
+    const body = JSON.stringify({ event_type: "FLAG_DELETED", data: { changed_by: "Kyle Johnson", new_state: null, previous_state: state, timestamp: recentTimestamp(4), big: 1 } })
       .replace('"percentage_allocation":50', '"percentage_allocation":50.0')
       .replace('"big":1', '"big":12345678901234567890');
     const { event_id } = await relay(source, body);
@@ -375,7 +379,7 @@ describe("Flagsmith's environment web hooks, relayed", () => {
     const org = await createOrganisation();
     await webhook(org, `/api/v1/environments/23`, { url: hookUrl("inbound-flag-large") });
     const source = await createSource(org);
-    const seed = JSON.parse(SEED_FLAG_UPDATED);
+    const seed = JSON.parse(SEED_FLAG_UPDATED_SENT);
     seed.data.new_state.feature_state_value = "x".repeat(150_000);
     const body = JSON.stringify(seed);
     const { event_id } = await relay(source, body);
@@ -390,7 +394,7 @@ describe("Flagsmith's environment web hooks, relayed", () => {
     const hook = await webhook(org, `/api/v1/environments/23`, { url: hookUrl("inbound-flag-retry") });
     await scriptMailbox("inbound-flag-retry", { responses: [{ status: 503, body: "busy" }], default: { status: 200 } });
     const source = await createSource(org);
-    const { event_id } = await relay(source, SEED_FLAG_UPDATED);
+    const { event_id } = await relay(source, SEED_FLAG_UPDATED_SENT);
     const [delivery] = (await deliveriesOf(org, event_id, 1)).deliveries;
     expect(delivery.webhook_id).toBe(hook.id);
     const detail = await eventually(async () => {
@@ -402,7 +406,7 @@ describe("Flagsmith's environment web hooks, relayed", () => {
       return d.status === "delivered" ? d : undefined;
     });
     expect(detail.attempts.map((a) => [a.number, a.status_code])).toEqual([[1, 503], [2, 200]]);
-    expect(detail.payload).toBe(await pythonDumps(SEED_FLAG_UPDATED));
+    expect(detail.payload).toBe(await pythonDumps(SEED_FLAG_UPDATED_SENT));
 
     expect((await call(`/api/v1/deliveries/${delivery.id}/redeliver`, { method: "POST", headers: org.auth })).status).toBe(202);
     const requests = await eventually(async () => {
@@ -498,10 +502,10 @@ describe("Flagsmith's resends", () => {
     const org = await createOrganisation();
     await webhook(org, `/api/v1/environments/23`, { url: hookUrl("inbound-replay-flag") });
     const source = await createSource(org);
-    const first = await relay(source, SEED_FLAG_UPDATED);
+    const first = await relay(source, SEED_FLAG_UPDATED_SENT);
     await deliveriesOf(org, first.event_id, 1);
     await webhook(org, `/api/v1/environments/23`, { url: hookUrl("inbound-replay-flag-late") });
-    const second = await relay(source, SEED_FLAG_UPDATED);
+    const second = await relay(source, SEED_FLAG_UPDATED_SENT);
     expect(second).toEqual(first);
     await eventually(async () => (await mailbox("inbound-replay-flag")).count === 1);
     await new Promise((r) => setTimeout(r, 1500));
@@ -511,7 +515,7 @@ describe("Flagsmith's resends", () => {
     expect((await mailbox("inbound-replay-flag-late")).count).toBe(0);
 
     // A later change to the same flag (a new timestamp) is a new event.
-    const later = SEED_FLAG_UPDATED.replace("2021-06-18T07:50:26.595298Z", "2021-06-18T07:51:00.000001Z");
+    const later = SEED_FLAG_UPDATED.replace(SEED_TIMESTAMP, recentTimestamp(3));
     const third = await relay(source, later);
     expect(third.event_id).not.toBe(first.event_id);
     await deliveriesOf(org, third.event_id, 2);

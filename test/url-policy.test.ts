@@ -98,14 +98,39 @@ describe("webhook URL policy in production mode", () => {
   });
 });
 
-describe("private address ranges", () => {
-  it.each([
-    "0.0.0.0", "10.0.0.1", "127.0.0.1", "100.64.0.1", "100.127.255.255", "169.254.169.254", "172.16.0.1", "192.168.0.1",
-    "224.0.0.1", "255.255.255.255", "::", "::1", "fc00::1", "fdff::1", "fe80::1", "ff02::1", "::ffff:127.0.0.1", "64:ff9b::a00:1",
-  ])("%s is private", (ip) => expect(isPrivateAddress(ip)).toBe(true));
+describe("private address ranges (IANA special-purpose registries, and IPv6 forms embedding IPv4)", () => {
+  const privateAddresses: [string, string][] = [
+    ["0.0.0.0", "this network"], ["10.0.0.1", "private"], ["127.0.0.1", "loopback"], ["127.255.255.254", "loopback"],
+    ["100.64.0.1", "CGNAT"], ["100.127.255.255", "CGNAT"], ["169.254.169.254", "link-local, metadata"],
+    ["172.16.0.1", "private"], ["172.31.255.255", "private"], ["192.168.0.1", "private"],
+    ["192.0.0.8", "IETF protocol assignments"], ["192.0.2.1", "TEST-NET-1"], ["192.88.99.1", "6to4 relay anycast"],
+    ["198.18.0.1", "benchmarking"], ["198.19.255.255", "benchmarking"], ["198.51.100.7", "TEST-NET-2"], ["203.0.113.9", "TEST-NET-3"],
+    ["224.0.0.1", "multicast"], ["239.255.255.250", "multicast"], ["240.0.0.1", "reserved"], ["255.255.255.255", "broadcast"],
+    ["::", "unspecified"], ["::1", "loopback"], ["0:0:0:0:0:0:0:1", "loopback, long form"],
+    ["::7f00:1", "IPv4-compatible 127.0.0.1"], ["::8.8.8.8", "IPv4-compatible (deprecated), even of a public address"],
+    ["::ffff:127.0.0.1", "mapped loopback"], ["::ffff:7f00:1", "mapped loopback, hex"], ["::ffff:a9fe:a9fe", "mapped metadata"],
+    ["::ffff:0:7f00:1", "SIIT-translated loopback"], ["::ffff:0:10.1.2.3", "SIIT-translated private"],
+    ["64:ff9b::a00:1", "NAT64 of 10.0.0.1"], ["64:ff9b::127.0.0.1", "NAT64 of loopback"], ["64:ff9b:1::808:808", "local-use NAT64 64:ff9b:1::/48"],
+    ["2002:7f00:1::1", "6to4 of 127.0.0.1"], ["2002:c0a8:101::1", "6to4 of 192.168.1.1"], ["2002:a9fe:a9fe::", "6to4 of metadata"],
+    ["2001:0:4136:e378:8000:63bf:80ff:fffe", "Teredo, client 127.0.0.1"], ["2001:0:a00:1:8000:63bf:f7f7:f7f7", "Teredo, server 10.0.0.1"],
+    ["2607:f8b0:4005::5efe:7f00:1", "ISATAP identifier of 127.0.0.1"], ["2607:f8b0:4005::200:5efe:c0a8:101", "ISATAP identifier of 192.168.1.1"],
+    ["fe80::5efe:a00:1", "link-local ISATAP"], ["fec0::1", "site-local (deprecated)"], ["feff::1", "site-local (deprecated)"],
+    ["100::1", "discard-only 100::/64"], ["100::ffff:ffff:ffff:ffff", "discard-only"], ["fc00::1", "unique-local"], ["fdff::1", "unique-local"],
+    ["fe80::1", "link-local"], ["fe80::1%eth0", "link-local with a zone"], ["ff02::1", "multicast"],
+    ["2001:db8::1", "documentation"], ["3fff::1", "documentation 3fff::/20"], ["2001:2::1", "benchmarking"], ["2001:10::1", "ORCHID (deprecated)"],
+    ["5f00::1", "SRv6 SIDs"], ["4000::1", "unassigned, outside 2000::/3"], ["e000::1", "unassigned"],
+    ["not-an-address", "unreadable"], ["1.2.3", "unreadable"], ["::1::1", "unreadable"], ["1:2:3:4:5:6:7:8:9", "unreadable"],
+  ];
+  it.each(privateAddresses)("%s is refused (%s)", (ip) => expect(isPrivateAddress(ip)).toBe(true));
 
-  it.each(["8.8.8.8", "93.184.216.34", "100.63.255.255", "100.128.0.1", "172.32.0.1", "2606:4700::1111", "::ffff:8.8.8.8"])(
-    "%s is public",
-    (ip) => expect(isPrivateAddress(ip)).toBe(false),
-  );
+  const publicAddresses: [string, string][] = [
+    ["8.8.8.8", "public"], ["93.184.216.34", "public"], ["100.63.255.255", "just below CGNAT"], ["100.128.0.1", "just above CGNAT"],
+    ["172.32.0.1", "just above 172.16/12"], ["192.0.3.1", "beside TEST-NET-1"], ["198.20.0.1", "beside benchmarking"],
+    ["223.255.255.255", "below multicast"],
+    ["2606:4700::1111", "global unicast"], ["2607:f8b0:4005::200e", "global unicast"], ["::ffff:8.8.8.8", "mapped public"],
+    ["::ffff:0:808:808", "SIIT-translated public"], ["64:ff9b::808:808", "NAT64 of a public address"],
+    ["2002:808:808::1", "6to4 of 8.8.8.8"], ["2001:0:4136:e378:8000:63bf:f7f7:f7f7", "Teredo, public server and client"],
+    ["2607:f8b0:4005::5efe:808:808", "ISATAP identifier of a public address"],
+  ];
+  it.each(publicAddresses)("%s is allowed (%s)", (ip) => expect(isPrivateAddress(ip)).toBe(false));
 });

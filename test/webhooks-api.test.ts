@@ -56,10 +56,10 @@ describe("webhook management", () => {
       return page.results.length === 4 ? page.results : undefined;
     });
     expect(logs.map((l) => l.log)).toEqual([
-      `Webhook deleted: renamed (${receiverUrl()}/hooks/audited)`,
-      `Webhook secret rotated (staged): renamed (${receiverUrl()}/hooks/audited)`,
-      `Webhook updated (name): renamed (${receiverUrl()}/hooks/audited)`,
-      `Webhook created: h (${receiverUrl()}/hooks/audited)`,
+      `Webhook deleted: renamed (${receiverUrl()}/hooks/…)`,
+      `Webhook secret rotated (staged): renamed (${receiverUrl()}/hooks/…)`,
+      `Webhook updated (name): renamed (${receiverUrl()}/hooks/…)`,
+      `Webhook created: h (${receiverUrl()}/hooks/…)`,
     ]);
     expect(logs.every((l) => l.is_system_event && l.author === null)).toBe(true);
   });

@@ -69,8 +69,11 @@ export function flagEvent(n) {
   };
 }
 
-/** flaghook under `wrangler dev` with its consumers, on `port` (inspector on port + 1), migrated and ready. */
-export const startFlaghook = ({ label, port, proxy }) =>
+/**
+ * flaghook under `wrangler dev` with its consumers, on `port` (inspector on port + 1), migrated and
+ * ready; `vars` are laid over flaghookVars().
+ */
+export const startFlaghook = ({ label, port, proxy, vars = {} }) =>
   startWorker({
     label,
     config: workerConfig("flaghook"),
@@ -79,5 +82,5 @@ export const startFlaghook = ({ label, port, proxy }) =>
     d1: "flaghook",
     proxy: proxy === "on",
     readyPath: "/healthz",
-    vars: flaghookVars(),
+    vars: { ...flaghookVars(), ...vars },
   });

@@ -8,12 +8,17 @@ import { listAudit, type AuditCursor, type AuditFilters } from "../db/audit-quer
 import { database } from "../db/client";
 import { auditEntries, type AuditEntryRow } from "../db/schema";
 import { requireOrganisation } from "./auth";
+import { jsonBodyOnly } from "./json-body";
 import { resource } from "./context";
 import { decodeCursor, encodeCursor, errorResponses, json, numericId, page, pageSize } from "./schemas";
 
 const flag = z.enum(["true", "false"]).transform((v) => v === "true");
+/** At most this many values of a repeatable filter: each is a bound parameter, and D1 allows 100 a query. */
+export const MAX_FILTER_VALUES = 50;
 const oneOrMany = <T extends z.ZodType>(item: T) =>
-  z.union([item, z.array(item)]).transform((v) => (Array.isArray(v) ? v : [v]) as z.output<T>[]);
+  z
+    .union([item, z.array(item).max(MAX_FILTER_VALUES, `at most ${MAX_FILTER_VALUES} values`)])
+    .transform((v) => (Array.isArray(v) ? v : [v]) as z.output<T>[]);
 
 /** A numeric id in a query string; an empty value is an error, not 0. */
 const queryId = z
@@ -69,7 +74,7 @@ const security = [{ apiKey: [] }];
 const EXPORT_PAGE = 500;
 
 export const auditRoutes = resource();
-auditRoutes.use("*", requireOrganisation);
+auditRoutes.use("*", requireOrganisation, jsonBodyOnly);
 
 auditRoutes.openapi(
   createRoute({
@@ -104,7 +109,9 @@ auditRoutes.openapi(
   }),
   async (c) => {
     const { format, ...filters } = c.req.valid("query");
-    const stream = exportStream(c.env.DB, c.get("orgId"), filters, format);
+    // The first page is read before answering, so a failure is an error answer, not an empty 200.
+    const first = await listAudit(database(c.env.DB), c.get("orgId"), filters, EXPORT_PAGE);
+    const stream = exportStream(c.env.DB, c.get("orgId"), filters, format, first);
     return c.body(stream, 200, {
       "Content-Type": format === "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson",
       "Content-Disposition": `attachment; filename="flaghook-audit.${format}"`,
@@ -182,17 +189,19 @@ function csvCell(value: unknown): string {
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
+type AuditPage = Awaited<ReturnType<typeof listAudit>>;
+
 /** Pages through the log with the same keyset as the list, so memory stays flat at any size. */
-function exportStream(d1: D1Database, orgId: number, filters: AuditFilters, format: "ndjson" | "csv") {
+function exportStream(d1: D1Database, orgId: number, filters: AuditFilters, format: "ndjson" | "csv", first: AuditPage) {
   const encoder = new TextEncoder();
   let after: AuditCursor | undefined;
-  let started = false;
+  let pending: AuditPage | null = first;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       let out = "";
-      if (!started && format === "csv") out += CSV_COLUMNS.join(",") + "\r\n";
-      started = true;
-      const { rows, next } = await listAudit(database(d1), orgId, filters, EXPORT_PAGE, after);
+      if (pending === first && format === "csv") out += CSV_COLUMNS.join(",") + "\r\n";
+      const { rows, next } = pending ?? (await listAudit(database(d1), orgId, filters, EXPORT_PAGE, after));
+      pending = null;
       for (const row of rows) out += format === "csv" ? csvRow(row) : JSON.stringify(auditResult(row)) + "\n";
       if (out) controller.enqueue(encoder.encode(out));
       if (!next) controller.close();

@@ -8,6 +8,7 @@ import { database } from "../db/client";
 import { apiKeys } from "../db/schema";
 import { config } from "../env";
 import type { AppEnv } from "./context";
+import { clientOf, countFailure, refuseBlockedClient } from "./operator-guard";
 
 /** Keys look like fh_<prefix>_<secret>; the prefix finds the row, the hash of the whole key proves it. */
 export const KEY_PATTERN = /^fh_([0-9a-z]{10})_([A-Za-z0-9_-]{43,})$/;
@@ -20,15 +21,36 @@ interface CachedKey {
   loadedAt: number;
 }
 
-/** Per-isolate cache so ingest costs no D1 read; a revocation elsewhere takes effect within the TTL. */
-const KEY_CACHE_TTL_MS = 30_000;
+/**
+ * Per-isolate cache so ingest costs at most one indexed D1 read per key and isolate every
+ * KEY_CACHE_TTL_MS: a key revoked through another isolate stops working here within that time.
+ */
+export const KEY_CACHE_TTL_MS = 5_000;
 const keyCache = new Map<string, CachedKey>();
+/** Reads in flight, so requests arriving together after the TTL share one. */
+const keyReads = new Map<string, Promise<CachedKey | null>>();
 
 export function forgetKey(prefix: string): void {
   keyCache.delete(prefix);
 }
 
 export const unauthorized = (message = "missing or invalid API key") => new ApiError(401, "unauthorized", message);
+
+async function loadKey(db: D1Database, prefix: string, waitUntil: (p: Promise<unknown>) => void): Promise<CachedKey | null> {
+  const at = now();
+  const [row] = await database(db).select().from(apiKeys).where(eq(apiKeys.prefix, prefix)).limit(1);
+  if (!row) {
+    keyCache.delete(prefix);
+    return null;
+  }
+  const loaded = { id: row.id, orgId: row.orgId, hash: row.hash, revoked: row.revokedAt !== null, loadedAt: at };
+  if (keyCache.size > 10_000) keyCache.clear();
+  keyCache.set(prefix, loaded);
+  if (!loaded.revoked && (row.lastUsedAt ?? 0) < at - 3_600_000) {
+    waitUntil(database(db).update(apiKeys).set({ lastUsedAt: at }).where(eq(apiKeys.id, row.id)).run());
+  }
+  return loaded;
+}
 
 /** Resolves an API key to its organisation, or null. Used by the API and by the admin pages' sign-in. */
 export async function organisationForKey(
@@ -39,20 +61,15 @@ export async function organisationForKey(
   const match = KEY_PATTERN.exec(key);
   if (!match) return null;
   const prefix = match[1];
-  const at = now();
-  let cached = keyCache.get(prefix);
-  if (!cached || at - cached.loadedAt > KEY_CACHE_TTL_MS) {
-    const [row] = await database(db).select().from(apiKeys).where(eq(apiKeys.prefix, prefix)).limit(1);
-    if (!row) {
-      keyCache.delete(prefix);
-      return null;
+  let cached: CachedKey | null | undefined = keyCache.get(prefix);
+  if (!cached || now() - cached.loadedAt > KEY_CACHE_TTL_MS) {
+    let read = keyReads.get(prefix);
+    if (!read) {
+      read = loadKey(db, prefix, waitUntil).finally(() => keyReads.delete(prefix));
+      keyReads.set(prefix, read);
     }
-    cached = { id: row.id, orgId: row.orgId, hash: row.hash, revoked: row.revokedAt !== null, loadedAt: at };
-    if (keyCache.size > 10_000) keyCache.clear();
-    keyCache.set(prefix, cached);
-    if (!cached.revoked && (row.lastUsedAt ?? 0) < at - 3_600_000) {
-      waitUntil(database(db).update(apiKeys).set({ lastUsedAt: at }).where(eq(apiKeys.id, row.id)).run());
-    }
+    cached = await read;
+    if (!cached) return null;
   }
   if (cached.revoked || !timingSafeEqual(await sha256Hex(key), cached.hash)) return null;
   return { orgId: cached.orgId, keyId: cached.id };
@@ -84,12 +101,17 @@ export const requireOrganisation = createMiddleware<AppEnv>(async (c, next) => {
   await next();
 });
 
+/** The operator's Bearer token; wrong ones are logged and counted per client (src/api/operator-guard.ts). */
 export const requireOperator = createMiddleware<AppEnv>(async (c, next) => {
-  const token = config(c.env).adminToken;
+  const cfg = config(c.env);
+  const token = cfg.adminToken;
   if (!token) throw new ApiError(503, "server_misconfigured", "ADMIN_TOKEN is not set on this deployment");
+  const client = clientOf(c.req.raw);
+  refuseBlockedClient(client);
   const header = c.req.header("authorization")?.trim() ?? "";
   const m = /^Bearer\s+(\S+)$/i.exec(header);
   if (!m || !timingSafeEqual(m[1], token)) {
+    if (m) await countFailure(client, `${c.req.method} ${new URL(c.req.url).pathname}`, cfg.operatorAuthFailuresPerMinute, c.env.OPERATOR_AUTH_LIMITER);
     const sent = /^(?:Bearer|Api-Key)\s+(\S+)$/i.exec(header)?.[1];
     throw new ApiError(
       401,

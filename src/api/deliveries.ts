@@ -4,6 +4,7 @@ import { WEBHOOK_EVENT_TYPES } from "../domain/fanout";
 import { database } from "../db/client";
 import { deliveryWithAttempts, redeliver } from "../manage/deliveries";
 import { requireOrganisation } from "./auth";
+import { jsonBodyOnly } from "./json-body";
 import { resource } from "./context";
 import { conflictResponse, errorResponses, json } from "./schemas";
 
@@ -42,7 +43,7 @@ const security = [{ apiKey: [] }];
 const tags = ["Deliveries"];
 
 export const deliveryRoutes = resource();
-deliveryRoutes.use("*", requireOrganisation);
+deliveryRoutes.use("*", requireOrganisation, jsonBodyOnly);
 
 deliveryRoutes.openapi(
   createRoute({ method: "get", path: "/{id}", tags, security, request: { params: idParam }, responses: { 200: json(DeliveryDetail, "The delivery and every attempt"), ...errorResponses } }),

@@ -10,6 +10,7 @@ import { config } from "../env";
 import { acceptEvents } from "../ingest/accept";
 import { isOwnEventId } from "../ingest/event-id";
 import { requireOrganisation } from "./auth";
+import { jsonBodyOnly } from "./json-body";
 import { resource, validationFailed } from "./context";
 import { errorResponses, json, jsonBody, unavailableResponse } from "./schemas";
 
@@ -50,7 +51,7 @@ const flagsmithBodyHere = () =>
   );
 
 export const eventRoutes = resource();
-eventRoutes.use("*", requireOrganisation);
+eventRoutes.use("*", requireOrganisation, jsonBodyOnly);
 
 eventRoutes.openapi(
   createRoute({

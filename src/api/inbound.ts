@@ -2,8 +2,20 @@
 // takes Flagsmith's own webhooks verbatim (its token and X-Flagsmith-Signature are the credentials).
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
+import { now } from "../domain/clock";
 import { ApiError, notFound } from "../domain/errors";
-import { flagsmithSignatureValid, flagsmithWebhook, parseFlagsmithWebhook, relayedChangeEvent, relayKey } from "../domain/flagsmith";
+import { config } from "../env";
+import {
+  flagsmithSignatureValid,
+  flagsmithWebhook,
+  flagsmithTimestamp,
+  MAX_NESTING,
+  nestingDepth,
+  outsideReplayWindow,
+  parseFlagsmithWebhook,
+  relayedChangeEvent,
+  relayKey,
+} from "../domain/flagsmith";
 import { isFlagsmithTestSample } from "../domain/flagsmith-samples";
 import { acceptEvents } from "../ingest/accept";
 import {
@@ -17,6 +29,7 @@ import {
   sourceOut,
 } from "../manage/inbound-sources";
 import { requireOrganisation } from "./auth";
+import { acceptJsonBody, INBOUND_MAX_BODY_BYTES, jsonBodyOnly } from "./json-body";
 import { resource, type AppEnv } from "./context";
 import { errorResponses, json, jsonBody, page } from "./schemas";
 
@@ -68,7 +81,7 @@ function ownOrganisation(c: Context<AppEnv>): number {
 }
 
 export const inboundSourceRoutes = resource();
-inboundSourceRoutes.use("*", requireOrganisation);
+inboundSourceRoutes.use("*", requireOrganisation, jsonBodyOnly);
 
 inboundSourceRoutes.openapi(
   createRoute({
@@ -150,6 +163,8 @@ function queryOf(url: string): z.output<typeof InboundQuery> {
 flagsmithInboundRoutes.post("/:token", async (c) => {
   const { source, secret } = await sourceForToken(c.env, c.req.param("token"));
   const query = queryOf(c.req.url);
+  // Only once the URL's token is known to be a live source's is the body read.
+  await acceptJsonBody(c, INBOUND_MAX_BODY_BYTES, "Flagsmith webhook bodies");
   const raw = new Uint8Array(await c.req.arrayBuffer());
   // An unsigned source checks nothing: Flagsmith sends no signature when its secret is blank.
   if (secret !== null) {
@@ -164,6 +179,9 @@ flagsmithInboundRoutes.post("/:token", async (c) => {
     text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(raw);
   } catch {
     throw new ApiError(400, "malformed_json", "request body is not UTF-8 JSON");
+  }
+  if (nestingDepth(text) > MAX_NESTING) {
+    throw new ApiError(400, "validation_failed", `not a Flagsmith webhook body: nested more than ${MAX_NESTING} levels deep`);
   }
   const parsed = parseFlagsmithWebhook(text);
   if (!parsed.success) {
@@ -185,6 +203,13 @@ flagsmithInboundRoutes.post("/:token", async (c) => {
       200,
     );
   }
+  // Flag events are remembered DELIVERY_RETENTION_DAYS, audit log entries AUDIT_RETENTION_DAYS (if set).
+  // A body without a time of its own (a published version, an empty timestamp) is kept by its entry.
+  const cfg = config(c.env);
+  const kept = webhook.event_type === "FLAG_UPDATED" || webhook.event_type === "FLAG_DELETED" ? cfg.deliveryRetentionDays : cfg.auditRetentionDays;
+  const own = flagsmithTimestamp(webhook);
+  const outside = own && outsideReplayWindow(own.ms, now(), kept === null ? null : kept * 86_400_000);
+  if (own && outside) throw new ApiError(400, "timestamp_out_of_range", `${own.field} ${outside}`, [{ field: own.field, message: outside }]);
   const [accepted] = await acceptEvents(c.env, source.orgId, [
     { event: relayedChangeEvent(source.id, webhook, query.environment ?? null), clientId: await relayKey(webhook) },
   ]);

@@ -10,6 +10,7 @@ import { database, runBatch, type Db, type Statement } from "../db/client";
 import { apiKeys, organisationAccess, organisations } from "../db/schema";
 import { recordSystemEvent } from "../ingest/accept";
 import { forgetKey, requireOperator } from "./auth";
+import { jsonBodyOnly } from "./json-body";
 import { resource } from "./context";
 import { decodeCursor, encodeCursor, errorResponses, json, jsonBody, numericId, operatorUnsetResponse, page, pageSize } from "./schemas";
 
@@ -82,7 +83,7 @@ const orgParam = z.object({ org: numericId("org") });
 
 export const organisationRoutes = resource();
 // Only these paths: /{org}/webhooks, mounted beside, belongs to the organisation's API key.
-for (const path of ["/", "/:org", "/:org/api-keys", "/:org/api-keys/*"]) organisationRoutes.use(path, requireOperator);
+for (const path of ["/", "/:org", "/:org/api-keys", "/:org/api-keys/*"]) organisationRoutes.use(path, requireOperator, jsonBodyOnly);
 
 async function findOrganisation(d1: D1Database, id: number) {
   const [org] = await database(d1).select().from(organisations).where(eq(organisations.id, id));

@@ -21,9 +21,10 @@ import {
   type WebhookOwner,
 } from "../manage/webhooks";
 import { requireOrganisation } from "./auth";
+import { jsonBodyOnly } from "./json-body";
 import { resource, type AppEnv } from "./context";
 import { Delivery } from "./deliveries";
-import { conflictResponse, decodeCursor, encodeCursor, errorResponses, json, jsonBody, page, pageSize } from "./schemas";
+import { conflictResponse, decodeCursor, encodeCursor, ErrorSchema, errorResponses, json, jsonBody, page, pageSize } from "./schemas";
 
 const eventType = z.enum(WEBHOOK_EVENT_TYPES);
 const flagsmithDefaults = `same as Flagsmith: ${DEFAULT_EVENT_TYPES.organisation.join(", ")} for organisation webhooks; ${DEFAULT_EVENT_TYPES.environment.join(", ")} for environment webhooks`;
@@ -108,7 +109,7 @@ async function ownerOf(c: Context<AppEnv>, scope: WebhookScope): Promise<Webhook
 export function webhookRoutes(scope: WebhookScope) {
   const routes = resource();
   const tags = [scope === "organisation" ? "Organisation webhooks" : "Environment webhooks"];
-  routes.use("*", requireOrganisation);
+  routes.use("*", requireOrganisation, jsonBodyOnly);
   const hook = async (c: Context<AppEnv>, id: string) => findWebhook(database(c.env.DB), await ownerOf(c, scope), id);
 
   routes.openapi(
@@ -123,7 +124,11 @@ export function webhookRoutes(scope: WebhookScope) {
       tags,
       security,
       request: { body: jsonBody(WebhookCreate) },
-      responses: { 201: json(WebhookWithSecret, "Created; the secret is shown once"), ...errorResponses },
+      responses: {
+        201: json(WebhookWithSecret, "Created; the secret is shown once"),
+        ...errorResponses,
+        409: json(ErrorSchema, "limit_reached: the environment or the organisation has as many webhooks as allowed"),
+      },
     }),
     async (c) => c.json(await createWebhook(c.env, await ownerOf(c, scope), c.req.valid("json")), 201),
   );

@@ -171,6 +171,9 @@ export const webhooks = sqliteTable(
     stagedRotation: integer("staged_rotation", { mode: "boolean" }).notNull().default(false),
     disabledReason: text("disabled_reason"),
     failingSince: ms("failing_since"),
+    /** The attempt rate limit's current window (ms since the epoch / window length) and attempts asked for in it. */
+    attemptWindow: integer("attempt_window"),
+    attemptWindowCount: integer("attempt_window_count").notNull().default(0),
     createdAt: ms("created_at").notNull(),
     updatedAt: ms("updated_at").notNull(),
   },

@@ -2,6 +2,7 @@
 import { and, eq, sql, type Column } from "drizzle-orm";
 import { now } from "../domain/clock";
 import { groupBy } from "../domain/collections";
+import { maskedUrl } from "../domain/masked-url";
 import { nextDelaySeconds } from "../domain/retry";
 import { inJson, insertRows } from "../db/bulk";
 import { database, runBatch, type Db, type Statement } from "../db/client";
@@ -9,9 +10,11 @@ import { attempts, deliveries, webhooks, type DeliveryRow, type WebhookRow } fro
 import { config, type Env } from "../env";
 import { recordSystemEvent } from "../ingest/accept";
 import { enqueueDeliveries } from "./enqueue";
+import { grantAttempts, nextWindowAt } from "./rate-limit";
 import { decryptSecret } from "./secrets";
-import { sendAttempt, type AttemptResult } from "./send";
+import { refusedAttempt, sendAttempt, type AttemptResult } from "./send";
 import { signatureHeaders, type SigningSecrets } from "./sign";
+import { urlPolicyRefusal } from "./url-check";
 
 /** One attempt of one delivery to make. */
 export interface DeliveryRef {
@@ -60,11 +63,18 @@ export async function processDeliveries(env: Env, refs: readonly DeliveryRef[]):
   if (!due.length) return;
 
   const disabled = due.filter(({ webhook }) => !webhook?.enabled);
-  const live = due.filter(({ webhook }) => webhook?.enabled);
+  const { live, deferred } = await withinRateLimit(db, due.filter(({ webhook }) => webhook?.enabled), cfg.webhookAttemptsPerSecond, at);
   // Claim: only the message whose attempt number still matches may send; duplicates find 0 rows.
   // One statement per attempt number (nearly always one: first attempts).
   const claims = [...groupBy(live, ({ delivery }) => delivery.attemptCount)].map(([attemptCount, group]) =>
     claim(db, group.map(({ delivery }) => delivery.id), attemptCount, at, cfg.deliveryTimeoutMs),
+  );
+  const retryAt = nextWindowAt(at);
+  const defer = [...groupBy(deferred, ({ delivery }) => delivery.attemptCount)].map(([attemptCount, group]) =>
+    db
+      .update(deliveries)
+      .set({ nextAttemptAt: retryAt })
+      .where(and(inJson(deliveries.id, group.map(({ delivery }) => delivery.id)), eq(deliveries.status, "pending"), eq(deliveries.attemptCount, attemptCount))),
   );
   const failDisabled = disabled.map(({ delivery, webhook }) =>
     db
@@ -73,13 +83,33 @@ export async function processDeliveries(env: Env, refs: readonly DeliveryRef[]):
       .where(and(eq(deliveries.id, delivery.id), eq(deliveries.status, "pending"))),
   );
   const claimed = new Set(
-    (await runBatch(db, [...claims, ...failDisabled]))
+    (await runBatch(db, [...claims, ...failDisabled, ...defer]))
       .slice(0, claims.length)
       .flatMap((rows) => rows.map((row) => row.id as string)),
   );
+  const delaySeconds = Math.ceil((retryAt - at) / 1000);
+  await enqueueDeliveries(env, deferred.map(({ delivery }) => ({ id: delivery.id, attempt: delivery.attemptCount, delaySeconds })));
   const work = live.filter(({ delivery }) => claimed.has(delivery.id));
   const results = await inLanes(work, ({ delivery, webhook }) => attempt(env, delivery, webhook!, at));
   await settle(env, db, work.map((w, i) => ({ ...w, webhook: w.webhook!, result: results[i] })));
+}
+
+type Due = { delivery: DeliveryRow; webhook: WebhookRow | null };
+
+/** Splits due attempts into those the per-webhook rate limit lets through now (oldest first) and those deferred. */
+async function withinRateLimit(db: Db, due: Due[], perSecond: number, at: number): Promise<{ live: Due[]; deferred: Due[] }> {
+  if (perSecond <= 0 || !due.length) return { live: due, deferred: [] };
+  const wanted = new Map<string, number>();
+  for (const { webhook } of due) wanted.set(webhook!.id, (wanted.get(webhook!.id) ?? 0) + 1);
+  const left = await grantAttempts(db, wanted, perSecond, at);
+  const live: Due[] = [];
+  const deferred: Due[] = [];
+  for (const item of [...due].sort((a, b) => a.delivery.createdAt - b.delivery.createdAt)) {
+    const n = left.get(item.webhook!.id)!;
+    left.set(item.webhook!.id, n - 1);
+    (n > 0 ? live : deferred).push(item);
+  }
+  return { live, deferred };
 }
 
 function claim(db: Db, ids: string[], attemptCount: number, at: number, timeoutMs: number) {
@@ -104,9 +134,14 @@ async function inLanes<T, R>(items: readonly T[], run: (item: T) => Promise<R>):
   return results;
 }
 
-/** Signs and sends one attempt with the webhook's secrets of this moment (a rotation's included). */
+/**
+ * Checks the URL policy, then signs and sends one attempt with the webhook's secrets of this moment
+ * (a rotation's included). A refused attempt records no status, body or duration.
+ */
 export async function attempt(env: Env, delivery: DeliveryRow, webhook: WebhookRow, at: number): Promise<AttemptResult> {
   const cfg = config(env);
+  const refusal = await urlPolicyRefusal(cfg, webhook.url);
+  if (refusal) return refusedAttempt(refusal, at);
   const secrets = await webhookSecrets(cfg.secretsKey!, webhook, at);
   const headers = await signatureHeaders(secrets, delivery.id, Math.floor(at / 1000), delivery.payload);
   return sendAttempt(webhook.url, delivery.payload, headers, cfg.deliveryTimeoutMs, at);
@@ -214,7 +249,7 @@ export async function settle(env: Env, db: Db, done: readonly Settled[]): Promis
   await enqueueDeliveries(env, retries);
   for (const { webhook, reason } of disabledNow) {
     await recordSystemEvent(env, webhook.orgId, {
-      log: `Webhook disabled: ${webhook.name} (${webhook.url}): ${reason}`,
+      log: `Webhook disabled: ${webhook.name} (${maskedUrl(webhook.url)}): ${reason}`,
       webhook,
     });
   }

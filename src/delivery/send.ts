@@ -54,6 +54,11 @@ export async function sendAttempt(
   }
 }
 
+/** An attempt that was not sent: no status, no body, and a duration of 0 that tells nothing apart. */
+export function refusedAttempt(error: string, attemptedAt: number): AttemptResult {
+  return { attemptedAt, statusCode: null, durationMs: 0, error, responseBody: null, outcome: classify(null, error, null, false) };
+}
+
 /** The first 2 KiB of the response, read without buffering the rest. */
 async function readExcerpt(res: Response): Promise<string | null> {
   if (!res.body) return null;

@@ -109,6 +109,26 @@ const wrapped = (body: unknown): unknown =>
 export const isFlagsmithWebhookBody = (body: unknown): boolean =>
   isObject(body) && !("type" in body) && flagsmithWebhook.safeParse(wrapped(body)).success;
 
+/** Flagsmith's bodies nest a few levels (data.new_state.feature.project); deeper is not one of them. */
+export const MAX_NESTING = 64;
+
+/** How deep arrays and objects nest in JSON text, counted without parsing it (strings skipped). */
+export function nestingDepth(text: string): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    if (inString) {
+      if (ch === 92) i++; // backslash: skip the escaped character
+      else if (ch === 34) inString = false;
+    } else if (ch === 34) inString = true;
+    else if (ch === 123 || ch === 91) deepest = Math.max(deepest, ++depth);
+    else if (ch === 125 || ch === 93) depth--;
+  }
+  return deepest;
+}
+
 /** Parses and validates a body; a SyntaxError means it is not JSON at all. */
 export function parseFlagsmithWebhook(
   text: string,
@@ -208,6 +228,35 @@ function flagChangeType(eventType: WebhookEventType, state: FlagState): EventTyp
   if (state.identity != null || state.identity_identifier != null) return deleted ? "IDENTITY_OVERRIDE_DELETED" : "IDENTITY_OVERRIDE_UPDATED";
   if (state.feature_segment != null) return deleted ? "SEGMENT_OVERRIDE_DELETED" : "SEGMENT_OVERRIDE_UPDATED";
   return deleted ? "FEATURE_DELETED" : "FLAG_STATE_UPDATED";
+}
+
+/**
+ * The body's own time: the audit log's `created_date`, a flag change's `timestamp`. Null when it has
+ * none: a published version (NEW_VERSION_PUBLISHED carries no time) or Flagsmith's empty timestamp.
+ */
+export function flagsmithTimestamp(webhook: Pick<FlagsmithWebhook, "event_type" | "data">): { field: string; ms: number } | null {
+  if (webhook.event_type === "NEW_VERSION_PUBLISHED") return null;
+  const field = webhook.event_type === "AUDIT_LOG_CREATED" ? "created_date" : "timestamp";
+  const normalised = normaliseTimestamp(String(webhook.data[field] ?? ""));
+  return normalised ? { field: `data.${field}`, ms: Date.parse(normalised) } : null;
+}
+
+/** How far a body's own time may be from ours (clock skew) before it counts as out of range. */
+export const CLOCK_SKEW_MS = 86_400_000;
+
+/**
+ * Why a relayed body's own time is out of range, or null. A body older than the time its idempotency
+ * record is kept (less the skew) might be a replay of one whose record was pruned: it could be
+ * delivered again, so it is refused. `keptMs` null: the record is kept for ever.
+ */
+export function outsideReplayWindow(bodyMs: number, nowMs: number, keptMs: number | null): string | null {
+  if (bodyMs > nowMs + CLOCK_SKEW_MS) return "is more than a day in the future";
+  if (keptMs === null) return null;
+  const windowMs = keptMs - Math.min(CLOCK_SKEW_MS, keptMs / 4);
+  if (bodyMs < nowMs - windowMs) {
+    return `is older than ${+(windowMs / 86_400_000).toFixed(2)} days: a body that old could be a replay of one already relayed and forgotten`;
+  }
+  return null;
 }
 
 /** Flagsmith's own `is_system_event` when the relayed audit log gives one; false for a published version, as on Flagsmith's own entry for it. */

@@ -29,37 +29,70 @@ export function isIpLiteral(host: string): boolean {
   return parseIPv4(host) !== null || host.includes(":");
 }
 
-/** True for loopback, private, link-local, CGNAT, unique-local, multicast, metadata and other non-public addresses. */
+/**
+ * True for every address a webhook must not reach: loopback, private, link-local, CGNAT, unique-local,
+ * multicast, metadata, documentation, benchmarking, discard and reserved ranges (IANA's IPv4 and IPv6
+ * Special-Purpose Address Registries), and every IPv6 form that embeds such an IPv4 address.
+ * An address that cannot be read is refused.
+ */
 export function isPrivateAddress(ip: string): boolean {
   const v4 = parseIPv4(ip);
   if (v4) return isPrivateV4(v4);
   const v6 = parseIPv6(ip);
-  if (!v6) return true; // unreadable: refuse
-  const mapped = v6.slice(0, 5).every((x) => x === 0) && v6[5] === 0xffff;
-  if (mapped) return isPrivateV4([v6[6] >> 8, v6[6] & 255, v6[7] >> 8, v6[7] & 255]);
-  if (v6.every((x) => x === 0)) return true; // ::
-  if (v6.slice(0, 7).every((x) => x === 0) && v6[7] === 1) return true; // ::1
-  const first = v6[0];
-  if ((first & 0xfe00) === 0xfc00) return true; // fc00::/7 unique-local
-  if ((first & 0xffc0) === 0xfe80) return true; // fe80::/10 link-local
-  if ((first & 0xff00) === 0xff00) return true; // ff00::/8 multicast
-  if (first === 0x64 && v6[1] === 0xff9b) return true; // 64:ff9b::/96 NAT64 can reach IPv4 internals
-  if (first === 0x2001 && v6[1] === 0x0db8) return true; // documentation
-  return false;
+  return v6 ? isPrivateV6(v6) : true;
 }
 
-function isPrivateV4([a, b]: number[]): boolean {
+/** [first octets, prefix length] of IPv4 ranges that are not globally reachable. */
+const PRIVATE_V4: [number[], number][] = [
+  [[0], 8], // "this network"
+  [[10], 8],
+  [[100, 64], 10], // CGNAT
+  [[127], 8],
+  [[169, 254], 16], // link-local, cloud metadata
+  [[172, 16], 12],
+  [[192, 0, 0], 24], // IETF protocol assignments
+  [[192, 0, 2], 24], // TEST-NET-1
+  [[192, 88, 99], 24], // 6to4 relay anycast (deprecated)
+  [[192, 168], 16],
+  [[198, 18], 15], // benchmarking
+  [[198, 51, 100], 24], // TEST-NET-2
+  [[203, 0, 113], 24], // TEST-NET-3
+  [[224], 3], // multicast 224/4, reserved 240/4, broadcast
+];
+
+function isPrivateV4(v4: readonly number[]): boolean {
+  const value = ((v4[0] << 24) | (v4[1] << 16) | (v4[2] << 8) | v4[3]) >>> 0;
+  return PRIVATE_V4.some(([octets, bits]) => {
+    const base = (((octets[0] ?? 0) << 24) | ((octets[1] ?? 0) << 16) | ((octets[2] ?? 0) << 8)) >>> 0;
+    const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
+    return ((value & mask) >>> 0) === base;
+  });
+}
+
+/** The IPv4 address in two 16-bit groups. */
+const v4Of = (high: number, low: number) => [high >> 8, high & 255, low >> 8, low & 255];
+
+function isPrivateV6(g: readonly number[]): boolean {
+  const zero = (from: number, to: number) => g.slice(from, to).every((x) => x === 0);
+  // ::ffff:a.b.c.d (mapped) and ::ffff:0:a.b.c.d (SIIT "translated"): the IPv4 address decides.
+  if (zero(0, 5) && g[5] === 0xffff) return isPrivateV4(v4Of(g[6], g[7]));
+  if (zero(0, 4) && g[4] === 0xffff && g[5] === 0) return isPrivateV4(v4Of(g[6], g[7]));
+  // 64:ff9b::/96 well-known NAT64 prefix: the IPv4 address decides. 64:ff9b:1::/48 is for local NAT64.
+  if (g[0] === 0x64 && g[1] === 0xff9b) return !zero(2, 6) || isPrivateV4(v4Of(g[6], g[7]));
+  // 2002::/16 6to4: the IPv4 address is in bits 16-47.
+  if (g[0] === 0x2002) return isPrivateV4(v4Of(g[1], g[2]));
+  // 2001::/32 Teredo: server IPv4 in bits 32-63, client IPv4 inverted in the last 32 bits.
+  if (g[0] === 0x2001 && g[1] === 0) return isPrivateV4(v4Of(g[2], g[3])) || isPrivateV4(v4Of(g[6] ^ 0xffff, g[7] ^ 0xffff));
+  // ISATAP interface identifier (RFC 5214) under any prefix: ...:0:5efe:a.b.c.d or ...:200:5efe:a.b.c.d.
+  if ((g[4] & 0xfdff) === 0 && g[5] === 0x5efe && isPrivateV4(v4Of(g[6], g[7]))) return true;
+  // Only 2000::/3 is global unicast: ::/8 (unspecified, loopback, IPv4-compatible), 100::/64 discard,
+  // 5f00::/16 SRv6, fc00::/7 unique-local, fe80::/10 link-local, fec0::/10 site-local, ff00::/8 multicast
+  // and the unassigned rest all fall outside it.
+  if ((g[0] & 0xe000) !== 0x2000) return true;
   return (
-    a === 0 ||
-    a === 10 ||
-    a === 127 ||
-    (a === 100 && b >= 64 && b <= 127) || // CGNAT
-    (a === 169 && b === 254) || // link-local, cloud metadata
-    (a === 172 && b >= 16 && b <= 31) ||
-    (a === 192 && b === 168) ||
-    (a === 192 && b === 0) ||
-    (a === 198 && (b === 18 || b === 19)) ||
-    a >= 224 // multicast and reserved
+    (g[0] === 0x2001 && g[1] < 0x200) || // 2001::/23 IETF protocol assignments (benchmarking, ORCHID, anycast)
+    (g[0] === 0x2001 && g[1] === 0x0db8) || // documentation
+    (g[0] & 0xfff0) === 0x3ff0 // 3fff::/20 documentation
   );
 }
 

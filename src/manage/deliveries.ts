@@ -9,6 +9,7 @@ import { attempts, deliveries, webhooks, type AttemptRow, type DeliveryRow } fro
 import { enqueueDeliveries } from "../delivery/enqueue";
 import type { Env } from "../env";
 import { recordSystemEvent } from "../ingest/accept";
+import { checkUrl } from "./webhooks";
 
 export type DeliveryStatus = DeliveryRow["status"];
 export type DeliveryCursor = [number, string];
@@ -87,11 +88,12 @@ export async function redeliver(env: Env, orgId: number, id: string, actor?: Act
   const db = database(env.DB);
   const delivery = await findDelivery(db, orgId, id);
   const [hook] = await db
-    .select({ id: webhooks.id, enabled: webhooks.enabled, name: webhooks.name, environmentId: webhooks.environmentId })
+    .select({ id: webhooks.id, enabled: webhooks.enabled, name: webhooks.name, environmentId: webhooks.environmentId, url: webhooks.url })
     .from(webhooks)
     .where(eq(webhooks.id, delivery.webhookId));
   if (!hook?.enabled) throw new ApiError(409, "webhook_disabled", "enable the webhook before redelivering to it");
   if (delivery.status === "pending") throw new ApiError(409, "delivery_pending", "this delivery is still being attempted");
+  await checkUrl(env, hook.url); // the policy may have tightened, or the name moved, since the webhook was saved
   const [row] = await db
     .update(deliveries)
     .set({ status: "pending", cycleStart: delivery.attemptCount, nextAttemptAt: now(), updatedAt: now() })
@@ -107,10 +109,11 @@ export async function redeliver(env: Env, orgId: number, id: string, actor?: Act
 export async function recover(env: Env, webhookId: string, since: number, actor?: Actor) {
   const db = database(env.DB);
   const [hook] = await db
-    .select({ id: webhooks.id, orgId: webhooks.orgId, enabled: webhooks.enabled, name: webhooks.name, environmentId: webhooks.environmentId })
+    .select({ id: webhooks.id, orgId: webhooks.orgId, enabled: webhooks.enabled, name: webhooks.name, environmentId: webhooks.environmentId, url: webhooks.url })
     .from(webhooks)
     .where(eq(webhooks.id, webhookId));
   if (!hook?.enabled) throw new ApiError(409, "webhook_disabled", "enable the webhook before recovering its deliveries");
+  await checkUrl(env, hook.url);
   const failed = await db
     .select({ id: deliveries.id, attemptCount: deliveries.attemptCount })
     .from(deliveries)

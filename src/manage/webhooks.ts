@@ -1,10 +1,11 @@
 // Managing webhooks: create, update, delete, rotate, test. Shared by the JSON API and the admin pages.
-import { and, desc, eq, inArray, type SQL } from "drizzle-orm";
+import { and, desc, eq, inArray, sql, type Column, type SQL } from "drizzle-orm";
 import type { Actor } from "../domain/actor";
 import { isoMicro, isoTime, now } from "../domain/clock";
 import { ApiError, notFound } from "../domain/errors";
 import { DEFAULT_EVENT_TYPES, SCOPE_EVENT_TYPES, type WebhookEventType, type WebhookScope } from "../domain/fanout";
 import { newId } from "../domain/ids";
+import { maskedUrl } from "../domain/masked-url";
 import { auditLogPayload, sortedJson, type ChangedByFormat } from "../domain/payload";
 import { checkWebhookUrl } from "../domain/url-policy";
 import { database, runBatch, type Db } from "../db/client";
@@ -12,7 +13,7 @@ import { attempts, deliveries, environments, webhooks, type WebhookRow } from ".
 import { attempt } from "../delivery/consumer";
 import { privateResolution } from "../delivery/resolve";
 import { encryptSecret, generateSecret, requireSecretsKey } from "../delivery/secrets";
-import { config, type Env } from "../env";
+import { config, type Config, type Env } from "../env";
 import { recordSystemEvent } from "../ingest/accept";
 
 export interface WebhookInput {
@@ -42,6 +43,7 @@ export function rotationOut(w: WebhookRow, at = now()) {
   };
 }
 
+/** A webhook as its own API answer and page show it: the whole URL. */
 export function webhookOut(w: WebhookRow) {
   return {
     id: w.id,
@@ -80,7 +82,8 @@ export async function resolveEnvironment(db: Db, orgId: number, ref: string): Pr
   return found.id;
 }
 
-async function checkUrl(env: Env, raw: string): Promise<string> {
+/** The URL as it will be stored, or a 400 url_not_allowed saying why the policy in force refuses it now. */
+export async function checkUrl(env: Env, raw: string): Promise<string> {
   const cfg = config(env);
   const verdict = checkWebhookUrl(raw, cfg.allowPrivateWebhookUrls);
   const refuse = (reason: string) =>
@@ -93,6 +96,38 @@ async function checkUrl(env: Env, raw: string): Promise<string> {
   return verdict.url.toString();
 }
 
+const webhooksOfOrganisation = (orgId: number) => sql`(select count(*) from ${webhooks} where ${webhooks.orgId} = ${orgId})`;
+const webhooksOfEnvironment = (orgId: number, environmentId: number) =>
+  sql`(select count(*) from ${webhooks} where ${webhooks.orgId} = ${orgId} and ${webhooks.scope} = 'environment' and ${webhooks.environmentId} = ${environmentId})`;
+
+/** True while the owner has fewer webhooks than MAX_WEBHOOKS_PER_ORGANISATION and _PER_ENVIRONMENT allow (0: no cap). */
+function underCaps(cfg: Config, owner: WebhookOwner): SQL {
+  const conditions = [sql`1`];
+  if (cfg.maxWebhooksPerOrganisation > 0) conditions.push(sql`${webhooksOfOrganisation(owner.orgId)} < ${cfg.maxWebhooksPerOrganisation}`);
+  if (owner.environmentId !== null && cfg.maxWebhooksPerEnvironment > 0) {
+    conditions.push(sql`${webhooksOfEnvironment(owner.orgId, owner.environmentId)} < ${cfg.maxWebhooksPerEnvironment}`);
+  }
+  return sql.join(conditions, sql` and `);
+}
+
+/** 409 limit_reached naming the cap the owner is at; `surely`: the insert found it at a cap. */
+async function refuseOverCaps(db: Db, cfg: Config, owner: WebhookOwner, surely = false): Promise<void> {
+  const [counts] = await runBatch(db, [
+    sql`select ${webhooksOfOrganisation(owner.orgId)} as organisation, ${owner.environmentId === null ? sql`0` : webhooksOfEnvironment(owner.orgId, owner.environmentId)} as environment`,
+  ]);
+  const { organisation, environment } = counts[0] as { organisation: number; environment: number };
+  const max = { organisation: cfg.maxWebhooksPerOrganisation, environment: cfg.maxWebhooksPerEnvironment };
+  if (owner.environmentId !== null && max.environment > 0 && environment >= max.environment) {
+    throw limitReached("environment", `environment ${owner.environmentId} already has ${environment} webhooks, the most allowed (MAX_WEBHOOKS_PER_ENVIRONMENT = ${max.environment}); delete one first`);
+  }
+  if (max.organisation > 0 && organisation >= max.organisation) {
+    throw limitReached("organisation", `the organisation already has ${organisation} webhooks, the most allowed (MAX_WEBHOOKS_PER_ORGANISATION = ${max.organisation}); delete one first`);
+  }
+  if (surely) throw limitReached("organisation", "a webhook limit was reached while this one was being created; try again");
+}
+
+const limitReached = (field: string, message: string) => new ApiError(409, "limit_reached", message, [{ field, message }]);
+
 function checkEventTypes(scope: WebhookScope, types: readonly string[] | null | undefined) {
   if (!types) return;
   const allowed = SCOPE_EVENT_TYPES[scope];
@@ -104,44 +139,56 @@ function checkEventTypes(scope: WebhookScope, types: readonly string[] | null | 
   }
 }
 
-const describe = (w: Pick<WebhookRow, "name" | "url">) => `${w.name} (${w.url})`;
+/** A webhook anywhere else (lists, other pages): its URL masked, since some URLs carry a secret. */
+export const webhookListed = (w: WebhookRow) => ({ ...webhookOut(w), url: maskedUrl(w.url) });
+
+/** How audit entries name a webhook; they go to third-party receivers, so its URL is masked. */
+const describe = (w: Pick<WebhookRow, "name" | "url">) => `${w.name} (${maskedUrl(w.url)})`;
 
 export async function createWebhook(env: Env, owner: WebhookOwner, input: WebhookInput & { url: string }, actor?: Actor) {
-  const secretsKey = requireSecretsKey(config(env).secretsKey);
+  const cfg = config(env);
+  const secretsKey = requireSecretsKey(cfg.secretsKey);
   const url = await checkUrl(env, input.url);
   checkEventTypes(owner.scope, input.event_types);
+  await refuseOverCaps(database(env.DB), cfg, owner); // the usual case, before any work
   const secret = input.secret ?? generateSecret();
   const at = now();
   const db = database(env.DB);
-  const insert = db
-    .insert(webhooks)
-    .values({
-      id: newId("whk"),
-      orgId: owner.orgId,
-      scope: owner.scope,
-      environmentId: owner.environmentId,
-      url,
-      name: input.name ?? new URL(url).host,
-      enabled: input.enabled ?? true,
-      eventTypes: eventTypesOf(owner.scope, input.event_types),
-      changedBy: input.changed_by ?? "name",
-      secret: await encryptSecret(secretsKey, secret),
-      createdAt: at,
-      updatedAt: at,
-    })
-    .returning();
+  const id = newId("whk");
+  const values: [Column, unknown][] = [
+    [webhooks.id, id],
+    [webhooks.orgId, owner.orgId],
+    [webhooks.scope, owner.scope],
+    [webhooks.environmentId, owner.environmentId],
+    [webhooks.url, url],
+    [webhooks.name, input.name ?? new URL(url).host],
+    [webhooks.enabled, (input.enabled ?? true) ? 1 : 0],
+    [webhooks.eventTypes, eventTypesOf(owner.scope, input.event_types)],
+    [webhooks.changedBy, input.changed_by ?? "name"],
+    [webhooks.secret, await encryptSecret(secretsKey, secret)],
+    [webhooks.createdAt, at],
+    [webhooks.updatedAt, at],
+  ];
+  // The caps are checked again in the insert itself, so concurrent creations cannot pass them together.
+  const insert = sql`insert into ${webhooks} (${sql.raw(values.map(([c]) => `"${c.name}"`).join(", "))}) select ${sql.join(
+    values.map(([, v]) => sql`${v}`),
+    sql`, `,
+  )} where ${underCaps(cfg, owner)}`;
   // An environment first named by its webhook is registered with it, and only then.
-  const [row] =
+  const register =
     owner.environmentId === null
-      ? await insert
-      : (await db.batch([db.insert(environments).values({ orgId: owner.orgId, id: owner.environmentId, updatedAt: at }).onConflictDoNothing(), insert]))[1];
+      ? []
+      : [sql`insert into ${environments} (org_id, id, updated_at) select ${owner.orgId}, ${owner.environmentId}, ${at} where exists (select 1 from ${webhooks} where id = ${id}) on conflict do nothing`];
+  await runBatch(db, [insert, ...register]);
+  const [row] = await db.select().from(webhooks).where(eq(webhooks.id, id));
+  if (!row) await refuseOverCaps(db, cfg, owner, true);
   await recordSystemEvent(env, owner.orgId, { log: `Webhook created: ${describe(row)}`, webhook: row, actor });
   return { ...webhookOut(row), secret };
 }
 
 export async function listWebhooks(db: Db, owner: WebhookOwner) {
   const rows = await db.select().from(webhooks).where(ownerWhere(owner)).orderBy(desc(webhooks.createdAt));
-  return rows.map(webhookOut);
+  return rows.map(webhookListed);
 }
 
 function ownerWhere(owner: WebhookOwner): SQL {

@@ -17,7 +17,7 @@ import {
   type DeliveryCursor,
   type DeliveryStatus,
 } from "../manage/deliveries";
-import { findOrganisationWebhook, webhookOut } from "../manage/webhooks";
+import { findOrganisationWebhook, webhookListed } from "../manage/webhooks";
 import { Csrf, Notice, PostButton, StatusBadge, Time, render } from "./layout";
 import { actorOf, type Session, type UiEnv } from "./session";
 import { DONE } from "./webhooks";
@@ -33,6 +33,7 @@ const REFUSED: Record<string, string> = {
   webhook_disabled: "The webhook is disabled: enable it before sending to it again.",
   delivery_pending: "That delivery is still being attempted; it can be sent again once it is delivered or failed.",
   delivery_busy: "That delivery changed while it was being queued again; try again.",
+  url_not_allowed: "The webhook's URL is refused by the URL policy now (see its last attempts): edit the webhook before sending to it again.",
 };
 
 function Attempts({ attempts }: { attempts: Attempt[] }) {
@@ -143,7 +144,7 @@ export const deliveryPages = new Hono<UiEnv>();
 deliveryPages.get("/webhooks/:id/deliveries", async (c) => {
   const session = c.get("session");
   const db = database(c.env.DB);
-  const hook = webhookOut(await findOrganisationWebhook(db, session.orgId, c.req.param("id")));
+  const hook = webhookListed(await findOrganisationWebhook(db, session.orgId, c.req.param("id")));
   const url = new URL(c.req.url);
   const statusParam = url.searchParams.get("status") ?? "";
   const status = STATUSES.find((s) => s === statusParam);
@@ -246,7 +247,7 @@ deliveryPages.get("/deliveries/:id", async (c) => {
   const session = c.get("session");
   const db = database(c.env.DB);
   const delivery = await deliveryWithAttempts(db, session.orgId, c.req.param("id"));
-  const hook = webhookOut(await findOrganisationWebhook(db, session.orgId, delivery.webhook_id));
+  const hook = webhookListed(await findOrganisationWebhook(db, session.orgId, delivery.webhook_id));
   let payload = delivery.payload;
   try {
     payload = JSON.stringify(JSON.parse(delivery.payload), null, 2);

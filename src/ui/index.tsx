@@ -1,7 +1,6 @@
 // The admin pages under /ui: sign-in, then the audit log, webhooks and deliveries.
 // Errors render as pages, not JSON; every POST passes the Origin check and carries the session's CSRF token.
 import { Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { csrf } from "hono/csrf";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
@@ -11,7 +10,7 @@ import { deliveryPages } from "./deliveries";
 import { requirePerson } from "./access";
 import { inboundPages } from "./inbound";
 import { Notice, pageHeaders, render } from "./layout";
-import { requireSession, type UiEnv } from "./session";
+import { readForm, requireSession, type UiEnv } from "./session";
 import { signInRoutes } from "./sign-in";
 import { webhookPages } from "./webhooks";
 
@@ -27,18 +26,15 @@ const TITLES: Partial<Record<number, string>> = {
 export const uiRoutes = new Hono<UiEnv>();
 
 uiRoutes.use(pageHeaders);
-uiRoutes.use(
-  bodyLimit({
-    maxSize: 64 * 1024,
-    onError: () => {
-      throw new HTTPException(413, { message: "Forms are limited to 64 KiB." });
-    },
-  }),
-);
 uiRoutes.use(csrf());
-
-// With Cloudflare Access configured, nothing under /ui answers without a valid Access token.
+// With Cloudflare Access configured, nothing under /ui answers (or has its form read) without a valid Access token.
 uiRoutes.use(requirePerson);
+// Signing in and out are the forms read without a session; every other form is read by
+// requireSession once the session is known to be live.
+uiRoutes.on("POST", ["/sign-in", "/sign-out"], async (c, next) => {
+  await readForm(c);
+  await next();
+});
 // Sign-in and sign-out answer without a session; they never call next(), so requireSession
 // below guards everything registered after it.
 uiRoutes.route("/", signInRoutes);

@@ -8,6 +8,7 @@ import { HTTPException } from "hono/http-exception";
 import { createMiddleware } from "hono/factory";
 import { and, eq, or, sql } from "drizzle-orm";
 import type { Actor } from "../domain/actor";
+import { readBodyWithin } from "../api/json-body";
 import { now } from "../domain/clock";
 import { hmac, hmacKey, randomBytes, timingSafeEqual, toBase64Url, utf8 } from "../domain/crypto";
 import { base32 } from "../domain/ids";
@@ -183,7 +184,13 @@ export async function checkSignInToken(c: Context<UiEnv>, token: string): Promis
 export const csrfRefused = () =>
   new HTTPException(403, { message: "This form has expired or did not come from this site. Reload the page and try again." });
 
+/** Forms are small: a larger body answers 413 (read to its end first, see src/api/json-body.ts). */
+export const FORM_MAX_BYTES = 64 * 1024;
+export const readForm = (c: Context) =>
+  readBodyWithin(c.req, FORM_MAX_BYTES, () => new HTTPException(413, { message: "Forms are limited to 64 KiB." }));
+
 async function formToken(c: Context<UiEnv>): Promise<string> {
+  await readForm(c); // only once the session is known to be live
   const body = await c.req.parseBody();
   const token = body[CSRF_FIELD];
   return typeof token === "string" ? token : "";

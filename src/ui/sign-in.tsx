@@ -5,6 +5,7 @@ import { deleteCookie } from "hono/cookie";
 import { HTTPException } from "hono/http-exception";
 import { organisationForKey } from "../api/auth";
 import { timingSafeEqual } from "../domain/crypto";
+import { ApiError } from "../domain/errors";
 import { config } from "../env";
 import { Csrf, Notice, render } from "./layout";
 import {
@@ -21,8 +22,14 @@ import {
   type UiEnv,
 } from "./session";
 
-/** Only our own pages are places to go back to after signing in (no open redirect). */
+/**
+ * Only our own pages are places to go back to after signing in (no open redirect). A `next` that
+ * could not even be a Location header (control characters such as CR LF, non-ASCII) is refused.
+ */
 export function safeNext(next: unknown): string {
+  if (typeof next === "string" && !/^[\x20-\x7e]*$/.test(next)) {
+    throw new ApiError(400, "validation_failed", "next must be a path of this site", [{ field: "next", message: "only printable ASCII is allowed" }]);
+  }
   return typeof next === "string" && /^\/ui\/[^/\\]/.test(next) && !next.includes("//") ? next : "/ui/audit";
 }
 

@@ -3,6 +3,7 @@
 import { Hono, type Context } from "hono";
 import { ApiError, invalid } from "../domain/errors";
 import { DEFAULT_EVENT_TYPES, SCOPE_EVENT_TYPES, type WebhookEventType, type WebhookScope } from "../domain/fanout";
+import { maskedUrl } from "../domain/masked-url";
 import type { ChangedByFormat } from "../domain/payload";
 import { database } from "../db/client";
 import type { WebhookRow } from "../db/schema";
@@ -17,6 +18,7 @@ import {
   rotateSecret,
   testWebhook,
   updateWebhook,
+  webhookListed,
   webhookOut,
   type WebhookInput,
   type WebhookOwner,
@@ -417,7 +419,7 @@ for (const [path, enabled] of [["enable", true], ["disable", false]] as const) {
 }
 
 webhookPages.get("/webhooks/:id/delete", async (c) => {
-  const hook = webhookOut(await hookOf(c));
+  const hook = webhookListed(await hookOf(c));
   return render(
     c,
     `Delete ${hook.name}`,
@@ -480,7 +482,7 @@ webhookPages.post("/webhooks/:id/test", async (c) => {
         </Notice>
         <dl class="facts">
           <dt>URL</dt>
-          <dd class="mono">{row.url}</dd>
+          <dd class="mono">{maskedUrl(row.url)}</dd>
           <dt>Status code</dt>
           <dd id="status-code">{result.status_code ?? "none (no HTTP answer)"}</dd>
           <dt>Duration</dt>
