@@ -1,6 +1,5 @@
 // Bindings and the one place configuration is read and parsed.
-import type { IngestMessage } from "./ingest/record";
-import type { DeliveryMessage } from "./delivery/consumer";
+import type { DeliveryMessage, IngestMessage } from "./queues";
 
 export interface Env {
   DB: D1Database;

@@ -1,12 +1,10 @@
 // Entry: fetch (the Hono app), queue (ingest and delivery consumers), scheduled (sweeper, retention).
 import { app } from "./app";
-import { processDeliveries, type DeliveryMessage, type DeliveryRef } from "./delivery/consumer";
+import { processDeliveries } from "./delivery/consumer";
 import { sweep } from "./delivery/sweeper";
 import type { Env } from "./env";
 import { recordBatch } from "./ingest/consumer";
-import type { IngestMessage } from "./ingest/record";
-
-export type QueueMessage = IngestMessage | DeliveryMessage;
+import type { DeliveryMessage, DeliveryRef, IngestMessage, QueueMessage } from "./queues";
 
 /** Messages queued before a deploy that grouped deliveries carried one `{id, attempt}` each. */
 const deliveryRefs = (body: DeliveryMessage | DeliveryRef): DeliveryRef[] => ("deliveries" in body ? body.deliveries : [body]);

@@ -6,7 +6,7 @@ import { Webhook as StandardWebhook } from "standardwebhooks";
 import { afterEach, describe, expect, it } from "vitest";
 import worker from "../src/index";
 import { advanceClock, resetClock } from "../src/domain/clock";
-import type { DeliveryMessage, DeliveryRef } from "../src/delivery/consumer";
+import type { DeliveryMessage, DeliveryRef } from "../src/queues";
 import { call, countRows, createOrganisation, mailbox, receiverUrl, scriptMailbox } from "./helpers";
 
 const PRODUCTION_SCHEDULE = { ...env, RETRY_SCHEDULE: "5,300,1800,7200,18000,36000,36000", RETRY_THROTTLE_FLOOR_SECONDS: "60" };

@@ -4,6 +4,7 @@ import { createMiddleware } from "hono/factory";
 import { now } from "../domain/clock";
 import { sha256Hex, timingSafeEqual } from "../domain/crypto";
 import { ApiError } from "../domain/errors";
+import { apiKeySubmitter, OPERATOR } from "../domain/provenance";
 import { database } from "../db/client";
 import { apiKeys, organisations } from "../db/schema";
 import { config } from "../env";
@@ -14,6 +15,7 @@ export const KEY_PATTERN = /^fh_([0-9a-z]{10})_([A-Za-z0-9_-]{43,})$/;
 
 interface CachedKey {
   id: string;
+  name: string;
   orgId: number;
   hash: string;
   revoked: boolean;
@@ -35,7 +37,7 @@ export async function organisationForKey(
   db: D1Database,
   key: string,
   waitUntil: (p: Promise<unknown>) => void,
-): Promise<{ orgId: number; keyId: string } | null> {
+): Promise<{ orgId: number; keyId: string; keyName: string } | null> {
   const match = KEY_PATTERN.exec(key);
   if (!match) return null;
   const prefix = match[1];
@@ -47,7 +49,7 @@ export async function organisationForKey(
       keyCache.delete(prefix);
       return null;
     }
-    cached = { id: row.id, orgId: row.orgId, hash: row.hash, revoked: row.revokedAt !== null, loadedAt: at };
+    cached = { id: row.id, name: row.name, orgId: row.orgId, hash: row.hash, revoked: row.revokedAt !== null, loadedAt: at };
     if (keyCache.size > 10_000) keyCache.clear();
     keyCache.set(prefix, cached);
     if (!cached.revoked && (row.lastUsedAt ?? 0) < at - 3_600_000) {
@@ -55,7 +57,7 @@ export async function organisationForKey(
     }
   }
   if (cached.revoked || !timingSafeEqual(await sha256Hex(key), cached.hash)) return null;
-  return { orgId: cached.orgId, keyId: cached.id };
+  return { orgId: cached.orgId, keyId: cached.id, keyName: cached.name };
 }
 
 /**
@@ -84,6 +86,7 @@ export const requireOrganisation = createMiddleware<AppEnv>(async (c, next) => {
   const found = await organisationForKey(c.env.DB, m[1], (p) => c.executionCtx.waitUntil(p));
   if (!found) throw unauthorized("invalid or revoked API key");
   c.set("orgId", found.orgId);
+  c.set("submitter", apiKeySubmitter({ id: found.keyId, name: found.keyName }));
   await next();
 });
 
@@ -92,5 +95,6 @@ export const requireOperator = createMiddleware<AppEnv>(async (c, next) => {
   if (!token) throw new ApiError(503, "server_misconfigured", "ADMIN_TOKEN is not set on this deployment");
   const m = /^Bearer\s+(\S+)$/i.exec(c.req.header("authorization")?.trim() ?? "");
   if (!m || !timingSafeEqual(m[1], token)) throw new ApiError(401, "unauthorized", "operator endpoints need Authorization: Bearer <ADMIN_TOKEN>");
+  c.set("submitter", OPERATOR);
   await next();
 });

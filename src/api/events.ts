@@ -55,9 +55,12 @@ eventRoutes.openapi(
   }),
   async (c) => {
     const event = c.req.valid("json");
-    const [accepted] = await acceptEvents(c.env, c.get("orgId"), [
-      { event, clientId: event.id ?? c.req.valid("header")["idempotency-key"] },
-    ]);
+    const [accepted] = await acceptEvents(
+      c.env,
+      c.get("orgId"),
+      [{ event, clientId: event.id ?? c.req.valid("header")["idempotency-key"] }],
+      c.get("submitter"),
+    );
     return c.json(accepted, 202);
   },
 );
@@ -79,6 +82,7 @@ eventRoutes.openapi(
       c.env,
       c.get("orgId"),
       events.map((event, i) => ({ event, clientId: event.id ?? (key ? `${key}#${i}` : undefined) })),
+      c.get("submitter"),
     );
     return c.json({ results }, 202);
   },

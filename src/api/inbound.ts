@@ -4,6 +4,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { ApiError, notFound } from "../domain/errors";
 import { flagsmithSignatureValid, flagsmithWebhook, parseFlagsmithWebhook, relayedChangeEvent, relayKey } from "../domain/flagsmith";
+import { inboundSourceSubmitter } from "../domain/provenance";
 import { acceptEvents } from "../ingest/accept";
 import { createSource, listSources, markReceived, revokeSource, findSource, sourceForToken, sourceOut } from "../manage/inbound-sources";
 import { requireOrganisation } from "./auth";
@@ -61,7 +62,7 @@ inboundSourceRoutes.openapi(
   async (c) => {
     const orgId = ownOrganisation(c);
     const input = (c.req.valid("json") ?? {}) as z.output<typeof InboundSourceCreate>;
-    return c.json(await createSource(c.env, orgId, input, new URL(c.req.url).origin), 201);
+    return c.json(await createSource(c.env, orgId, input, new URL(c.req.url).origin, c.get("submitter")), 201);
   },
 );
 
@@ -85,7 +86,7 @@ inboundSourceRoutes.openapi(
     request: { params: idParam },
     responses: { 200: json(InboundSource, "Revoked"), ...errorResponses },
   }),
-  async (c) => c.json(await revokeSource(c.env, ownOrganisation(c), c.req.valid("param").id), 200),
+  async (c) => c.json(await revokeSource(c.env, ownOrganisation(c), c.req.valid("param").id, c.get("submitter")), 200),
 );
 
 export const flagsmithInboundRoutes = resource();
@@ -137,9 +138,12 @@ flagsmithInboundRoutes.post("/:token", async (c) => {
     );
   }
   const { webhook } = parsed;
-  const [accepted] = await acceptEvents(c.env, source.orgId, [
-    { event: relayedChangeEvent(source.id, webhook), clientId: await relayKey(webhook) },
-  ]);
+  const [accepted] = await acceptEvents(
+    c.env,
+    source.orgId,
+    [{ event: relayedChangeEvent(source.id, webhook), clientId: await relayKey(webhook) }],
+    inboundSourceSubmitter(source),
+  );
   c.executionCtx.waitUntil(markReceived(c.env, source).catch((err) => console.warn(`last_received_at not updated: ${String(err)}`)));
   return c.json(accepted, 202);
 });

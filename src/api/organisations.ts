@@ -7,7 +7,7 @@ import { notFound } from "../domain/errors";
 import { base32, newId } from "../domain/ids";
 import { database } from "../db/client";
 import { apiKeys, organisations } from "../db/schema";
-import { recordSystemEvent } from "../ingest/accept";
+import { recordSystemEvent } from "../ingest/system-events";
 import { forgetKey, requireOperator } from "./auth";
 import { resource } from "./context";
 import { decodeCursor, encodeCursor, errorResponses, json, jsonBody, numericId, page, pageSize } from "./schemas";
@@ -112,7 +112,7 @@ organisationRoutes.openapi(
       .insert(apiKeys)
       .values({ id: newId("key"), orgId: org, name, prefix, hash: await sha256Hex(key), createdAt: now() })
       .returning();
-    await recordSystemEvent(c.env, org, { log: `API key created: ${name}`, relatedType: "API_KEY", relatedUuid: row.id });
+    await recordSystemEvent(c.env, org, { log: `API key created: ${name}`, relatedType: "API_KEY", relatedUuid: row.id }, c.get("submitter"));
     return c.json({ ...keyOut(row), key }, 201);
   },
 );
@@ -153,7 +153,7 @@ organisationRoutes.openapi(
       .returning();
     if (!row) throw notFound("API key");
     forgetKey(row.prefix);
-    await recordSystemEvent(c.env, org, { log: `API key revoked: ${row.name}`, relatedType: "API_KEY", relatedUuid: row.id });
+    await recordSystemEvent(c.env, org, { log: `API key revoked: ${row.name}`, relatedType: "API_KEY", relatedUuid: row.id }, c.get("submitter"));
     return c.json(keyOut(row), 200);
   },
 );

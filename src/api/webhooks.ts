@@ -103,7 +103,7 @@ export function webhookRoutes(scope: WebhookScope) {
       request: { body: jsonBody(WebhookCreate) },
       responses: { 201: json(WebhookWithSecret, "Created; the secret is shown once"), ...errorResponses },
     }),
-    async (c) => c.json(await createWebhook(c.env, await ownerOf(c, scope), c.req.valid("json")), 201),
+    async (c) => c.json(await createWebhook(c.env, await ownerOf(c, scope), c.req.valid("json"), c.get("submitter")), 201),
   );
 
   routes.openapi(
@@ -120,13 +120,13 @@ export function webhookRoutes(scope: WebhookScope) {
       request: { params: idParam, body: jsonBody(WebhookUpdate) },
       responses: { 200: json(Webhook, "Updated"), ...errorResponses },
     }),
-    async (c) => c.json(await updateWebhook(c.env, await hook(c, c.req.valid("param").id), c.req.valid("json")), 200),
+    async (c) => c.json(await updateWebhook(c.env, await hook(c, c.req.valid("param").id), c.req.valid("json"), c.get("submitter")), 200),
   );
 
   routes.openapi(
     createRoute({ method: "delete", path: "/{id}", tags, security, request: { params: idParam }, responses: { 204: { description: "Deleted, with its deliveries" }, ...errorResponses } }),
     async (c) => {
-      await deleteWebhook(c.env, await hook(c, c.req.valid("param").id));
+      await deleteWebhook(c.env, await hook(c, c.req.valid("param").id), c.get("submitter"));
       return c.body(null, 204);
     },
   );
@@ -142,7 +142,7 @@ export function webhookRoutes(scope: WebhookScope) {
     }),
     async (c) => {
       const body = (c.req.valid("json") ?? {}) as { secret?: string };
-      return c.json(await rotateSecret(c.env, await hook(c, c.req.valid("param").id), body.secret), 200);
+      return c.json(await rotateSecret(c.env, await hook(c, c.req.valid("param").id), body.secret, c.get("submitter")), 200);
     },
   );
 

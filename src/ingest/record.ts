@@ -12,16 +12,8 @@ import type { WebhookEventType } from "../domain/payload";
 import { inJson, insertRows } from "../db/bulk";
 import { database, runBatch, type Db, type Statement } from "../db/client";
 import { auditEntries, deliveries, environments, projects, relayedEvents, webhooks, type AuditEntryRow } from "../db/schema";
-import { enqueueDeliveries } from "../delivery/enqueue";
 import type { Env } from "../env";
-
-export interface IngestMessage {
-  orgId: number;
-  eventId: string;
-  /** Receipt time in ms; the default `created_date`. */
-  receivedAt: number;
-  event: ChangeEvent;
-}
+import { enqueueDeliveries, type IngestMessage } from "../queues";
 
 /** Flagsmith's own FLAG_UPDATED / FLAG_DELETED: relayed, not audited (its AUDIT_LOG_CREATED is the entry). */
 const isRelayedFlagEvent = (m: IngestMessage) => m.event.relayed != null && m.event.relayed.event_type !== "AUDIT_LOG_CREATED";

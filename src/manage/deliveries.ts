@@ -5,7 +5,7 @@ import { ApiError, notFound } from "../domain/errors";
 import { chunk } from "../domain/collections";
 import { database, runBatch, type Db } from "../db/client";
 import { attempts, deliveries, webhooks, type AttemptRow, type DeliveryRow } from "../db/schema";
-import { enqueueDeliveries } from "../delivery/enqueue";
+import { enqueueDeliveries } from "../queues";
 import type { Env } from "../env";
 
 export type DeliveryStatus = DeliveryRow["status"];

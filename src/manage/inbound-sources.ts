@@ -9,7 +9,8 @@ import { database } from "../db/client";
 import { inboundSources, type InboundSourceRow } from "../db/schema";
 import { decryptSecret, encryptSecret, generateSecret, requireSecretsKey } from "../delivery/secrets";
 import { config, type Env } from "../env";
-import { recordSystemEvent } from "../ingest/accept";
+import type { Submitter } from "../domain/provenance";
+import { recordSystemEvent } from "../ingest/system-events";
 
 export const INBOUND_PATH = "/api/v1/inbound/flagsmith";
 const TOKEN_PATTERN = /^fhi_[0-9a-hjkmnp-tv-z]{52}$/;
@@ -28,7 +29,7 @@ export function sourceOut(s: InboundSourceRow) {
 }
 
 /** Creates a source; its URL (carrying the token) and its secret are in this answer only. */
-export async function createSource(env: Env, orgId: number, input: { name?: string; secret?: string }, origin: string) {
+export async function createSource(env: Env, orgId: number, input: { name?: string; secret?: string }, origin: string, by: Submitter) {
   const secretsKey = requireSecretsKey(config(env).secretsKey);
   const token = `fhi_${base32(randomBytes(32))}`;
   const secret = input.secret ?? generateSecret();
@@ -44,7 +45,7 @@ export async function createSource(env: Env, orgId: number, input: { name?: stri
       createdAt: now(),
     })
     .returning();
-  await recordSystemEvent(env, orgId, { log: `Inbound source created: ${row.name}`, relatedType: "INBOUND_SOURCE", relatedUuid: row.id });
+  await recordSystemEvent(env, orgId, { log: `Inbound source created: ${row.name}`, relatedType: "INBOUND_SOURCE", relatedUuid: row.id }, by);
   return { ...sourceOut(row), url: `${origin}${INBOUND_PATH}/${token}`, secret };
 }
 
@@ -67,7 +68,7 @@ export async function findSource(env: Env, orgId: number, id: string): Promise<I
 }
 
 /** Revoking is final: the URL answers 410 from then on. Revoking again changes nothing. */
-export async function revokeSource(env: Env, orgId: number, id: string) {
+export async function revokeSource(env: Env, orgId: number, id: string, by: Submitter) {
   const row = await findSource(env, orgId, id);
   if (row.revokedAt !== null) return sourceOut(row);
   const [revoked] = await database(env.DB)
@@ -75,7 +76,7 @@ export async function revokeSource(env: Env, orgId: number, id: string) {
     .set({ revokedAt: now() })
     .where(eq(inboundSources.id, row.id))
     .returning();
-  await recordSystemEvent(env, orgId, { log: `Inbound source revoked: ${row.name}`, relatedType: "INBOUND_SOURCE", relatedUuid: row.id });
+  await recordSystemEvent(env, orgId, { log: `Inbound source revoked: ${row.name}`, relatedType: "INBOUND_SOURCE", relatedUuid: row.id }, by);
   return sourceOut(revoked);
 }
 

@@ -12,7 +12,8 @@ import { attempt } from "../delivery/consumer";
 import { privateResolution } from "../delivery/resolve";
 import { encryptSecret, generateSecret, requireSecretsKey } from "../delivery/secrets";
 import { config, type Env } from "../env";
-import { recordSystemEvent } from "../ingest/accept";
+import type { Submitter } from "../domain/provenance";
+import { recordSystemEvent } from "../ingest/system-events";
 
 export interface WebhookInput {
   url?: string;
@@ -87,7 +88,7 @@ function checkEventTypes(scope: WebhookScope, types: readonly string[] | null | 
 
 const describe = (w: Pick<WebhookRow, "name" | "url">) => `${w.name} (${w.url})`;
 
-export async function createWebhook(env: Env, owner: WebhookOwner, input: WebhookInput & { url: string }) {
+export async function createWebhook(env: Env, owner: WebhookOwner, input: WebhookInput & { url: string }, by: Submitter) {
   const secretsKey = requireSecretsKey(config(env).secretsKey);
   const url = await checkUrl(env, input.url);
   checkEventTypes(owner.scope, input.event_types);
@@ -115,7 +116,7 @@ export async function createWebhook(env: Env, owner: WebhookOwner, input: Webhoo
     owner.environmentId === null
       ? await insert
       : (await db.batch([db.insert(environments).values({ orgId: owner.orgId, id: owner.environmentId, updatedAt: at }).onConflictDoNothing(), insert]))[1];
-  await recordSystemEvent(env, owner.orgId, { log: `Webhook created: ${describe(row)}`, webhook: row });
+  await recordSystemEvent(env, owner.orgId, { log: `Webhook created: ${describe(row)}`, webhook: row }, by);
   return { ...webhookOut(row), secret };
 }
 
@@ -146,7 +147,7 @@ export async function findOrganisationWebhook(db: Db, orgId: number, id: string)
   return row;
 }
 
-export async function updateWebhook(env: Env, hook: WebhookRow, input: WebhookInput) {
+export async function updateWebhook(env: Env, hook: WebhookRow, input: WebhookInput, by: Submitter) {
   const patch: Partial<WebhookRow> = {};
   const changed: string[] = [];
   if (input.url !== undefined && input.url !== hook.url) {
@@ -181,11 +182,11 @@ export async function updateWebhook(env: Env, hook: WebhookRow, input: WebhookIn
     .set({ ...patch, updatedAt: now() })
     .where(eq(webhooks.id, hook.id))
     .returning();
-  await recordSystemEvent(env, hook.orgId, { log: `Webhook updated (${changed.join(", ")}): ${describe(row)}`, webhook: row });
+  await recordSystemEvent(env, hook.orgId, { log: `Webhook updated (${changed.join(", ")}): ${describe(row)}`, webhook: row }, by);
   return webhookOut(row);
 }
 
-export async function deleteWebhook(env: Env, hook: WebhookRow): Promise<void> {
+export async function deleteWebhook(env: Env, hook: WebhookRow, by: Submitter): Promise<void> {
   const db = database(env.DB);
   const ids = (await db.select({ id: deliveries.id }).from(deliveries).where(eq(deliveries.webhookId, hook.id))).map((d) => d.id);
   const writes = [];
@@ -195,11 +196,11 @@ export async function deleteWebhook(env: Env, hook: WebhookRow): Promise<void> {
     db.delete(deliveries).where(eq(deliveries.webhookId, hook.id)),
     db.delete(webhooks).where(eq(webhooks.id, hook.id)),
   ]);
-  await recordSystemEvent(env, hook.orgId, { log: `Webhook deleted: ${describe(hook)}`, webhook: hook });
+  await recordSystemEvent(env, hook.orgId, { log: `Webhook deleted: ${describe(hook)}`, webhook: hook }, by);
 }
 
 /** New secret now; the old one keeps signing (as a second webhook-signature entry) for the grace period. */
-export async function rotateSecret(env: Env, hook: WebhookRow, secret?: string) {
+export async function rotateSecret(env: Env, hook: WebhookRow, secret: string | undefined, by: Submitter) {
   const cfg = config(env);
   const secretsKey = requireSecretsKey(cfg.secretsKey);
   const next = secret ?? generateSecret();
@@ -214,7 +215,7 @@ export async function rotateSecret(env: Env, hook: WebhookRow, secret?: string) 
     })
     .where(eq(webhooks.id, hook.id))
     .returning();
-  await recordSystemEvent(env, hook.orgId, { log: `Webhook secret rotated: ${describe(row)}`, webhook: row });
+  await recordSystemEvent(env, hook.orgId, { log: `Webhook secret rotated: ${describe(row)}`, webhook: row }, by);
   return { ...webhookOut(row), secret: next, previous_secret_expires_at: isoTime(row.previousSecretExpiresAt) };
 }
 

@@ -7,6 +7,7 @@ import { HTTPException } from "hono/http-exception";
 import { createMiddleware } from "hono/factory";
 import { activeKey } from "../api/auth";
 import { now } from "../domain/clock";
+import { apiKeySubmitter, type Submitter } from "../domain/provenance";
 import { hmac, hmacKey, randomBytes, timingSafeEqual, toBase64Url, utf8 } from "../domain/crypto";
 import { base32 } from "../domain/ids";
 import { requireSecretsKey } from "../delivery/secrets";
@@ -66,6 +67,12 @@ export async function startSession(c: Context<UiEnv>, orgId: number, keyId: stri
   const value = ["v1", orgId, keyId, now() + ttl, base32(randomBytes(16))].join(".");
   await setSignedCookie(c, SESSION_COOKIE, value, await sessionKey(c.env), cookieOptions(c, Math.floor(ttl / 1000)));
 }
+
+/**
+ * Who made an admin page's changes, for the audit log: the API key the session signed in with.
+ * (A person signed in through Cloudflare Access would be a `person` submitter.)
+ */
+export const sessionSubmitter = (session: Session): Submitter => apiKeySubmitter({ id: session.keyId, name: session.keyName });
 
 export function endSession(c: Context<UiEnv>): void {
   deleteCookie(c, SESSION_COOKIE, cookieOptions(c));

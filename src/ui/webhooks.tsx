@@ -21,7 +21,7 @@ import {
   type WebhookOwner,
 } from "../manage/webhooks";
 import { Csrf, Notice, PostButton, StatusBadge, Time, render } from "./layout";
-import type { Session, UiEnv } from "./session";
+import { sessionSubmitter, type Session, type UiEnv } from "./session";
 
 type Webhook = ReturnType<typeof webhookOut>;
 type Environment = Awaited<ReturnType<typeof environmentsOf>>[number];
@@ -306,7 +306,7 @@ webhookPages.post("/webhooks/new", async (c) => {
   const form = await c.req.parseBody({ all: true });
   const owner = await ownerFrom(c, { scope: one(form, "scope"), environment: one(form, "environment") });
   try {
-    const created = await createWebhook(c.env, owner, inputFrom(form, owner.scope));
+    const created = await createWebhook(c.env, owner, inputFrom(form, owner.scope), sessionSubmitter(c.get("session")));
     return render(c, "Webhook created", <SecretShown title={`Webhook “${created.name}” created`} hook={created} secret={created.secret} />, {
       status: 201,
       section: "webhooks",
@@ -341,7 +341,7 @@ webhookPages.post("/webhooks/:id/edit", async (c) => {
   const form = await c.req.parseBody({ all: true });
   try {
     const { secret: _ignored, ...input } = inputFrom(form, row.scope);
-    await updateWebhook(c.env, row, input);
+    await updateWebhook(c.env, row, input, sessionSubmitter(c.get("session")));
   } catch (err) {
     if (err instanceof ApiError && err.status === 400) return editPage(c, webhookOut(row), valuesFrom(form), err);
     throw err;
@@ -352,7 +352,7 @@ webhookPages.post("/webhooks/:id/edit", async (c) => {
 for (const [path, enabled] of [["enable", true], ["disable", false]] as const) {
   webhookPages.post(`/webhooks/:id/${path}`, async (c) => {
     const row = await hookOf(c);
-    await updateWebhook(c.env, row, { enabled });
+    await updateWebhook(c.env, row, { enabled }, sessionSubmitter(c.get("session")));
     return c.redirect(`/ui/webhooks?done=${path}d#${row.id}`, 303);
   });
 }
@@ -382,12 +382,12 @@ webhookPages.get("/webhooks/:id/delete", async (c) => {
 });
 
 webhookPages.post("/webhooks/:id/delete", async (c) => {
-  await deleteWebhook(c.env, await hookOf(c));
+  await deleteWebhook(c.env, await hookOf(c), sessionSubmitter(c.get("session")));
   return c.redirect("/ui/webhooks?done=deleted", 303);
 });
 
 webhookPages.post("/webhooks/:id/rotate-secret", async (c) => {
-  const rotated = await rotateSecret(c.env, await hookOf(c));
+  const rotated = await rotateSecret(c.env, await hookOf(c), undefined, sessionSubmitter(c.get("session")));
   const until = rotated.previous_secret_expires_at;
   const note = until ? `The previous secret also signs (a second webhook-signature entry) until ${until.replace("T", " ").replace(/\.\d+Z$/, " UTC")}.` : undefined;
   return render(c, "Secret rotated", <SecretShown title={`New secret for “${rotated.name}”`} hook={rotated} secret={rotated.secret} note={note} />, {
