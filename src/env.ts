@@ -1,10 +1,13 @@
 // Bindings and the one place configuration is read and parsed.
+import type { TimeLimits } from "./domain/audit";
 import type { DeliveryMessage, IngestMessage } from "./queues";
 
 export interface Env {
   DB: D1Database;
   INGEST_QUEUE: Queue<IngestMessage>;
   DELIVERY_QUEUE: Queue<DeliveryMessage>;
+  /** Signed checkpoints of every organisation's audit log (bucket flaghook-audit). */
+  AUDIT_BUCKET: R2Bucket;
   ADMIN_TOKEN?: string;
   SECRETS_KEY?: string;
   ALLOW_PRIVATE_WEBHOOK_URLS?: string;
@@ -17,6 +20,10 @@ export interface Env {
   WEBHOOK_FAILURE_DISABLE_DAYS?: string;
   SESSION_TTL_HOURS?: string;
   DNS_RESOLVER_URL?: string;
+  AUDIT_SIGNING_KEY?: string;
+  AUDIT_LOG_ORIGIN?: string;
+  AUDIT_MAX_FUTURE_SECONDS?: string;
+  AUDIT_MAX_PAST_DAYS?: string;
 }
 
 export interface Config {
@@ -35,6 +42,12 @@ export interface Config {
   sessionTtlMs: number;
   /** DNS-over-HTTPS JSON endpoint used to refuse webhook hosts that resolve to private addresses. */
   dnsResolverUrl: string;
+  /** Base64 of the 32-byte Ed25519 seed that signs checkpoints; null: the log is not sealed. */
+  auditSigningKey: string | null;
+  /** Names this deployment in checkpoint origins: `<auditLogOrigin>/org/<id>`. */
+  auditLogOrigin: string;
+  /** Claimed times further than these from receipt are kept, and marked (`time_warning`). */
+  auditTimeLimits: TimeLimits;
 }
 
 export const DEFAULT_RETRY_SCHEDULE = [5, 300, 1800, 7200, 18000, 36000, 36000];
@@ -47,6 +60,15 @@ function positiveNumber(raw: string | undefined, fallback: number, name: string)
   const n = Number(raw);
   if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, got "${raw}"`);
   return n;
+}
+
+/** A schema-less URL prefix (host, optionally a path) without spaces or "+", as signed-note key names need. */
+function logOrigin(raw: string | undefined): string {
+  const origin = (raw || "flaghook").trim().replace(/\/+$/, "");
+  if (!/^[^\s+]+$/.test(origin) || /^[a-z]+:\/\//i.test(origin)) {
+    throw new Error(`AUDIT_LOG_ORIGIN must be a host name such as flaghook.example.com (no scheme, spaces or "+"), got "${raw}"`);
+  }
+  return origin;
 }
 
 const cache = new WeakMap<Env, Config>();
@@ -72,6 +94,12 @@ export function config(env: Env): Config {
     failureDisableMs: positiveNumber(env.WEBHOOK_FAILURE_DISABLE_DAYS, 5, "WEBHOOK_FAILURE_DISABLE_DAYS") * DAY,
     dnsResolverUrl: env.DNS_RESOLVER_URL || "https://cloudflare-dns.com/dns-query",
     sessionTtlMs: positiveNumber(env.SESSION_TTL_HOURS, 12, "SESSION_TTL_HOURS") * HOUR,
+    auditSigningKey: env.AUDIT_SIGNING_KEY || null,
+    auditLogOrigin: logOrigin(env.AUDIT_LOG_ORIGIN),
+    auditTimeLimits: {
+      maxFutureMs: positiveNumber(env.AUDIT_MAX_FUTURE_SECONDS, 300, "AUDIT_MAX_FUTURE_SECONDS") * 1000,
+      maxPastMs: positiveNumber(env.AUDIT_MAX_PAST_DAYS, 7, "AUDIT_MAX_PAST_DAYS") * DAY,
+    },
   };
   cache.set(env, parsed);
   return parsed;

@@ -168,8 +168,8 @@ describe("audit log webhook payload", () => {
       project: { id: 6, name: "Project name" },
       feature: { id: 6, name: "my_feature" },
     });
-    const fields = auditFields(1, event, event.occurred_at!);
-    const data = auditData({ ...fields, id: 101 });
+    const fields = auditFields(1, event, event.occurred_at!, false);
+    const data = auditData({ ...fields, seq: 101 });
     const [delivery] = planDeliveries({
       event,
       auditData: data,

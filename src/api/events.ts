@@ -30,7 +30,7 @@ const EventStatus = z
   .object({
     event_id: z.string(),
     status: z.enum(["accepted", "recorded"]),
-    audit_entry_id: z.number().int().nullable(),
+    audit_entry_id: z.number().int().nullable().openapi({ description: "The audit entry's number (seq) in the organisation's log" }),
     deliveries: z.array(DeliverySummary),
   })
   .openapi("EventStatus");
@@ -103,7 +103,7 @@ eventRoutes.openapi(
     const orgId = c.get("orgId");
     const db = database(c.env.DB);
     const [entry] = await db
-      .select({ id: auditEntries.id })
+      .select({ seq: auditEntries.seq })
       .from(auditEntries)
       .where(and(eq(auditEntries.orgId, orgId), eq(auditEntries.eventId, event_id)));
     // A FLAG_UPDATED / FLAG_DELETED relayed from Flagsmith is recorded without an audit entry.
@@ -126,7 +126,7 @@ eventRoutes.openapi(
       {
         event_id,
         status: "recorded" as const,
-        audit_entry_id: entry?.id ?? null,
+        audit_entry_id: entry?.seq ?? null,
         deliveries: rows.map((d) => ({
           id: d.id,
           webhook_id: d.webhookId,

@@ -1,6 +1,8 @@
 // Audit entries: Flagsmith's log strings, related objects, and the AUDIT_LOG_CREATED `data` shape.
+import { isoMicro } from "./clock";
 import type { ChangeEvent } from "./event";
 import { relayedSystemEvent } from "./flagsmith";
+import type { Submitter } from "./provenance";
 
 /** Flagsmith's exact audit log message for each event type (SPEC 3). */
 export function auditLog(event: ChangeEvent): string {
@@ -75,8 +77,13 @@ export function relatedObject(event: ChangeEvent): RelatedObject {
   }
 }
 
-/** A system event has neither a person nor an API key behind it; a relayed one is what Flagsmith says. */
-export const isSystemEvent = (event: ChangeEvent) => relayedSystemEvent(event) ?? (event.author == null && !event.api_key_name);
+/**
+ * System events are flaghook's own entries (`system`, set only by src/ingest/system-events.ts); a
+ * relayed Flagsmith audit log keeps Flagsmith's own flag. `system` is undefined only for messages
+ * queued before flaghook recorded provenance, which followed the rule of then (no author, no key name).
+ */
+export const isSystemEvent = (event: ChangeEvent, system: boolean | undefined) =>
+  relayedSystemEvent(event) ?? system ?? (event.author == null && !event.api_key_name);
 
 /** The author as Flagsmith serialises it: all four keys, or null. */
 export function authorData(event: ChangeEvent) {
@@ -86,7 +93,7 @@ export function authorData(event: ChangeEvent) {
 }
 
 /** The stored columns an audit entry needs, besides its id and bookkeeping. */
-export function auditFields(orgId: number, event: ChangeEvent, createdDate: string) {
+export function auditFields(orgId: number, event: ChangeEvent, createdDate: string, system: boolean | undefined) {
   const related = relatedObject(event);
   const authorJson = authorData(event);
   const log = auditLog(event);
@@ -107,12 +114,13 @@ export function auditFields(orgId: number, event: ChangeEvent, createdDate: stri
     relatedObjectId: related.id,
     relatedObjectType: related.type,
     relatedObjectUuid: related.uuid,
-    isSystemEvent: isSystemEvent(event),
+    isSystemEvent: isSystemEvent(event, system),
   };
 }
 
 export interface StoredAuditEntry {
-  id: number;
+  /** The entry's number within its organisation: its id in the API and in AUDIT_LOG_CREATED. */
+  seq: number;
   orgId: number;
   createdDate: string;
   log: string;
@@ -130,7 +138,7 @@ export interface StoredAuditEntry {
 /** The `data` of an AUDIT_LOG_CREATED webhook and of every audit API result (SPEC 4). */
 export function auditData(entry: StoredAuditEntry) {
   return {
-    id: entry.id,
+    id: entry.seq,
     created_date: entry.createdDate,
     log: entry.log,
     author: entry.author ? JSON.parse(entry.author) : null,
@@ -142,6 +150,35 @@ export function auditData(entry: StoredAuditEntry) {
     related_object_uuid: entry.relatedObjectUuid,
     is_system_event: entry.isSystemEvent,
   };
+}
+
+/** Where an entry sorts newest first: the time its source claims, but never later than its receipt. */
+export function sortTime(createdDate: string, receivedAt: number): string {
+  const received = isoMicro(receivedAt);
+  return createdDate < received ? createdDate : received;
+}
+
+export interface TimeLimits {
+  /** How far ahead of receipt a claimed time may be before it is marked. */
+  maxFutureMs: number;
+  /** How far behind receipt a claimed time may be before it is marked. */
+  maxPastMs: number;
+}
+
+export type TimeWarning = "ahead_of_receipt" | "behind_receipt";
+
+/** A claimed time far from receipt is kept, and marked. */
+export function timeWarning(createdDate: string, receivedAt: number, limits: TimeLimits): TimeWarning | null {
+  const claimed = Date.parse(`${createdDate.slice(0, 23)}Z`);
+  if (claimed - receivedAt > limits.maxFutureMs) return "ahead_of_receipt";
+  if (receivedAt - claimed > limits.maxPastMs) return "behind_receipt";
+  return null;
+}
+
+/** The submitter as the API shows it, from its stored columns. */
+export function submitterOf(row: { submitterType: string | null; submitterId: string | null; submitterName: string | null }): Submitter | null {
+  if (!row.submitterType) return null;
+  return { type: row.submitterType as Submitter["type"], id: row.submitterId, name: row.submitterName };
 }
 
 export type ChangeType = "CREATE" | "UPDATE" | "DELETE";

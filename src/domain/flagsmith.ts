@@ -4,6 +4,7 @@ import { z } from "@hono/zod-openapi";
 import { normaliseTimestamp } from "./clock";
 import { hex, hmac, hmacKey, sha256Hex, timingSafeEqual, utf8 } from "./crypto";
 import type { ChangeEvent, EventType } from "./event";
+import { isReservedType, RESERVED_RELATED_TYPES } from "./provenance";
 import { sortedJson, type WebhookEventType } from "./payload";
 
 const id = z.number().int().nonnegative();
@@ -32,7 +33,10 @@ export const flagsmithAuditData = z
     environment: environment.nullable().optional(),
     project: project.nullable().optional(),
     related_object_id: id.nullable().optional(),
-    related_object_type: text.nullable().optional(),
+    related_object_type: text
+      .nullable()
+      .optional()
+      .refine((t) => !isReservedType(t), `${RESERVED_RELATED_TYPES.join(", ")} are reserved for flaghook's own system events`),
     related_object_uuid: text.nullable().optional(),
     is_system_event: z.boolean().optional(),
   })

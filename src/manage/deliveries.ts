@@ -1,22 +1,32 @@
 // Reading deliveries and their attempts; redelivering one, or recovering a webhook's failures.
-import { and, asc, desc, eq, gte, inArray, lt, or, type SQL } from "drizzle-orm";
+import { and, asc, desc, eq, getTableColumns, gte, inArray, lt, or, type SQL } from "drizzle-orm";
 import { isoTime, now } from "../domain/clock";
 import { ApiError, notFound } from "../domain/errors";
 import { chunk } from "../domain/collections";
 import { database, runBatch, type Db } from "../db/client";
-import { attempts, deliveries, webhooks, type AttemptRow, type DeliveryRow } from "../db/schema";
+import { attempts, auditEntries, deliveries, webhooks, type AttemptRow, type DeliveryRow } from "../db/schema";
 import { enqueueDeliveries } from "../queues";
 import type { Env } from "../env";
 
 export type DeliveryStatus = DeliveryRow["status"];
 export type DeliveryCursor = [number, string];
 
-export function deliveryOut(d: DeliveryRow) {
+/** A delivery with the number (seq) of its audit entry, which the API calls the entry's id. */
+export type DeliveryView = DeliveryRow & { auditSeq: number | null };
+
+/** Deliveries joined to their audit entry's seq (deliveries keep the entry's internal id). */
+const selectDeliveries = (db: Db) =>
+  db
+    .select({ ...getTableColumns(deliveries), auditSeq: auditEntries.seq })
+    .from(deliveries)
+    .leftJoin(auditEntries, eq(auditEntries.id, deliveries.auditEntryId));
+
+export function deliveryOut(d: DeliveryView) {
   return {
     id: d.id,
     webhook_id: d.webhookId,
     event_id: d.eventId,
-    audit_entry_id: d.auditEntryId,
+    audit_entry_id: d.auditSeq,
     event_type: d.eventType,
     status: d.status,
     attempt_count: d.attemptCount,
@@ -51,9 +61,7 @@ export async function listDeliveries(
     const [createdAt, id] = options.after;
     conditions.push(or(lt(deliveries.createdAt, createdAt), and(eq(deliveries.createdAt, createdAt), lt(deliveries.id, id))));
   }
-  const rows = await db
-    .select()
-    .from(deliveries)
+  const rows = await selectDeliveries(db)
     .where(and(...conditions))
     .orderBy(desc(deliveries.createdAt), desc(deliveries.id))
     .limit(options.limit + 1);
@@ -62,11 +70,8 @@ export async function listDeliveries(
   return { rows: page, next: rows.length > options.limit && last ? ([last.createdAt, last.id] as DeliveryCursor) : null };
 }
 
-export async function findDelivery(db: Db, orgId: number, id: string) {
-  const [row] = await db
-    .select()
-    .from(deliveries)
-    .where(and(eq(deliveries.orgId, orgId), eq(deliveries.id, id)));
+export async function findDelivery(db: Db, orgId: number, id: string): Promise<DeliveryView> {
+  const [row] = await selectDeliveries(db).where(and(eq(deliveries.orgId, orgId), eq(deliveries.id, id)));
   if (!row) throw notFound("delivery");
   return row;
 }
@@ -94,7 +99,7 @@ export async function redeliver(env: Env, orgId: number, id: string) {
     .returning();
   if (!row) throw new ApiError(409, "delivery_busy", "the delivery changed while redelivering; try again");
   await enqueueDeliveries(env, [{ id, attempt: row.attemptCount }]);
-  return deliveryOut(row);
+  return deliveryOut({ ...row, auditSeq: delivery.auditSeq });
 }
 
 /** Redelivers every failed delivery of a webhook created at or after `since`. */
