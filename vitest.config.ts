@@ -1,6 +1,9 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
 
+/** Base64 of the bytes 0x00 .. 0x1f: the tests' checkpoint signing key, never a deployment's. */
+export const TEST_AUDIT_SIGNING_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
 export default defineConfig(async () => {
   const migrations = await readD1Migrations("./migrations");
   return {
@@ -17,6 +20,9 @@ export default defineConfig(async () => {
             RETRY_SCHEDULE: "1,1,1",
             RETRY_THROTTLE_FLOOR_SECONDS: "2",
             DELIVERY_TIMEOUT_MS: "2000",
+            // A fixed Ed25519 seed (base64 of 32 bytes) and origin, so tests can check signatures.
+            AUDIT_SIGNING_KEY: TEST_AUDIT_SIGNING_KEY,
+            AUDIT_LOG_ORIGIN: "flaghook.test",
           },
         },
       }),

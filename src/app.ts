@@ -4,6 +4,7 @@ import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { secureHeaders } from "hono/secure-headers";
 import { auditRoutes } from "./api/audit";
+import { auditLogRoutes } from "./api/audit-log";
 import type { AppEnv } from "./api/context";
 import { eventRoutes } from "./api/events";
 import { flagsmithInboundRoutes, inboundSourceRoutes } from "./api/inbound";
@@ -44,6 +45,8 @@ app.use("/api/*", jsonBodyOnly);
 app.get("/healthz", (c) => c.json({ status: "ok" }));
 app.route("/api/v1/organisations", organisationRoutes);
 app.route("/api/v1/events", eventRoutes);
+// The signed log's paths first: /api/v1/audit/{id} would otherwise take /verify and /consistency.
+app.route("/api/v1/audit", auditLogRoutes);
 app.route("/api/v1/audit", auditRoutes);
 app.route("/api/v1/organisations/:org/webhooks", webhookRoutes("organisation"));
 app.route("/api/v1/environments/:env/webhooks", webhookRoutes("environment"));

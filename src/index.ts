@@ -1,5 +1,8 @@
-// Entry: fetch (the Hono app), queue (ingest and delivery consumers), scheduled (sweeper, retention).
+// Entry: fetch (the Hono app), queue (ingest and delivery consumers), scheduled (sweeper, retention,
+// sealing and checking the signed audit logs).
 import { app } from "./app";
+import { sealLogs } from "./audit/seal";
+import { watchLogs } from "./audit/watch";
 import { processDeliveries } from "./delivery/consumer";
 import { sweep } from "./delivery/sweeper";
 import type { Env } from "./env";
@@ -22,6 +25,9 @@ export default {
   },
 
   async scheduled(_controller, env, _ctx) {
-    await sweep(env);
+    // Each runs even when another fails; the first failure is rethrown so the run shows as failed.
+    const runs = await Promise.allSettled([sweep(env), sealLogs(env).then(() => watchLogs(env))]);
+    const failed = runs.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
   },
 } satisfies ExportedHandler<Env, QueueMessage>;

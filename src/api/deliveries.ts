@@ -12,7 +12,7 @@ export const Delivery = z
     webhook_id: z.string(),
     event_id: z.string().nullable(),
     audit_entry_id: z.number().int().nullable(),
-    event_type: z.enum(["AUDIT_LOG_CREATED", "FLAG_UPDATED", "FLAG_DELETED"]),
+    event_type: z.enum(["AUDIT_LOG_CREATED", "FLAG_UPDATED", "FLAG_DELETED", "AUDIT_CHECKPOINT", "AUDIT_VERIFICATION_FAILED"]),
     status: z.enum(["pending", "delivered", "failed"]),
     attempt_count: z.number().int(),
     next_attempt_at: z.string().nullable(),

@@ -52,7 +52,7 @@ const WebhookCreate = z
     url: z.string().max(2048),
     name: z.string().trim().min(1).max(200).optional(),
     enabled: z.boolean().optional(),
-    event_types: z.array(eventType).min(1).max(3).nullable().optional(),
+    event_types: z.array(eventType).min(1).max(SCOPE_EVENT_TYPES.organisation.length).nullable().optional(),
     secret: secret.optional().openapi({ description: "Default: whsec_ + base64 of 32 random bytes" }),
   })
   .openapi("WebhookCreate");

@@ -175,7 +175,7 @@ export const deliveries = sqliteTable(
     webhookId: text("webhook_id").notNull(),
     auditEntryId: integer("audit_entry_id"),
     eventId: text("event_id"),
-    eventType: text("event_type", { enum: ["AUDIT_LOG_CREATED", "FLAG_UPDATED", "FLAG_DELETED"] }).notNull(),
+    eventType: text("event_type", { enum: ["AUDIT_LOG_CREATED", "FLAG_UPDATED", "FLAG_DELETED", "AUDIT_CHECKPOINT", "AUDIT_VERIFICATION_FAILED"] }).notNull(),
     payload: text("payload").notNull(), // the exact bytes sent on every attempt
     status: text("status", { enum: ["pending", "delivered", "failed"] }).notNull(),
     attemptCount: integer("attempt_count").notNull().default(0),

@@ -1,12 +1,12 @@
 // Which webhooks get which body for one recorded audit entry (SPEC 3, last paragraph).
 import type { ChangeEvent } from "./event";
 import { relayedEnvironmentId, type RelayedWebhook } from "./flagsmith";
-import { auditLogPayload, flagEventType, flagPayload, type WebhookEventType } from "./payload";
+import { auditLogPayload, flagEventType, flagPayload, type AuditLogEventType, type WebhookEventType } from "./payload";
 
 export type WebhookScope = "organisation" | "environment";
 
 export const SCOPE_EVENT_TYPES: Record<WebhookScope, readonly WebhookEventType[]> = {
-  organisation: ["AUDIT_LOG_CREATED", "FLAG_UPDATED", "FLAG_DELETED"],
+  organisation: ["AUDIT_LOG_CREATED", "FLAG_UPDATED", "FLAG_DELETED", "AUDIT_CHECKPOINT", "AUDIT_VERIFICATION_FAILED"],
   environment: ["FLAG_UPDATED", "FLAG_DELETED"],
 };
 
@@ -90,4 +90,11 @@ export function planRelayed(relayed: RelayedWebhook, webhooks: readonly Subscrib
   return webhooks
     .filter((w) => subscribes(w, eventType) && (w.scope === "organisation" || w.environmentId === environmentId))
     .map((w) => ({ webhookId: w.id, eventType, environmentId, payload }));
+}
+
+/** An event about the organisation's audit log itself: to its organisation webhooks that subscribe to it. */
+export function planOrganisationEvent(eventType: AuditLogEventType, payload: string, webhooks: readonly Subscriber[]): PlannedDelivery[] {
+  return webhooks
+    .filter((w) => w.scope === "organisation" && subscribes(w, eventType))
+    .map((w) => ({ webhookId: w.id, eventType, environmentId: null, payload }));
 }

@@ -29,7 +29,10 @@ function asciiString(s: string): string {
   return JSON.stringify(s).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
-export type WebhookEventType = "AUDIT_LOG_CREATED" | "FLAG_UPDATED" | "FLAG_DELETED";
+export type WebhookEventType = "AUDIT_LOG_CREATED" | "FLAG_UPDATED" | "FLAG_DELETED" | AuditLogEventType;
+
+/** flaghook's own events about an organisation's signed audit log (src/audit/). */
+export type AuditLogEventType = "AUDIT_CHECKPOINT" | "AUDIT_VERIFICATION_FAILED";
 
 export const auditLogPayload = (data: unknown) => sortedJson({ data, event_type: "AUDIT_LOG_CREATED" });
 
