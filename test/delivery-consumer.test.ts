@@ -191,8 +191,9 @@ describe("delivery consumer", () => {
       disabled_reason: string;
     };
     expect(hook).toMatchObject({ enabled: false, disabled_reason: "receiver answered 410 Gone" });
+    // Nobody but flaghook did it: the entry's submitter is flaghook.
     await expect
-      .poll(async () => countRows("audit_entries", "org_id = ? and log like 'Webhook disabled:%' and is_system_event = 1", d.orgId))
+      .poll(async () => countRows("audit_entries", "org_id = ? and log like 'Webhook disabled:%' and is_system_event = 1 and submitter_type = 'flaghook'", d.orgId))
       .toBe(1);
   });
 
