@@ -137,7 +137,7 @@ async function sealLog(env: Env, db: Db, signer: Signer, head: LogHead): Promise
     if (newSize > size) {
       await tree.load(partialTiles(size));
       const tiles = await grownTiles(size, newSize, hashes, (k) => tree.tile(k));
-      await runBatch(db, writeTiles(db, head.orgId, tiles));
+      await runBatch(db, writeTiles(head.orgId, tiles));
       tree.remember(tiles);
       size = newSize;
     }

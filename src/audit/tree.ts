@@ -72,7 +72,7 @@ export class MissingNode extends Error {
 }
 
 /** Writes tiles; a stored tile is only ever replaced by a longer one (concurrent seals cannot shrink it). */
-export function writeTiles(db: Db, orgId: number, tiles: readonly Tile[]): Statement[] {
+export function writeTiles(orgId: number, tiles: readonly Tile[]): Statement[] {
   return tiles.map(
     (t) =>
       sql`insert into audit_tiles (org_id, level, idx, hashes) values (${orgId}, ${t.level}, ${t.index}, ${t.hashes})
