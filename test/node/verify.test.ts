@@ -10,7 +10,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { setLogDir, startWorker, wranglerSync } from "../../bench/lib/wrangler.mjs";
+import { ROOT, setLogDir, startWorker, wranglerSync } from "../../bench/lib/wrangler.mjs";
 
 const ADMIN_TOKEN = "verify-test-admin-token";
 const SEED = randomBytes(32);
@@ -139,6 +139,24 @@ describe("npm run verify", () => {
     const signature = Buffer.from(signatureLine.trim().split(" ")[2], "base64").subarray(4);
     expect(verify(null, Buffer.from(body + "\n"), publicKey, signature)).toBe(true);
     expect(verify(null, Buffer.from(body.replace(/\n\d+\n/, "\n1\n") + "\n"), publicKey, signature)).toBe(false);
+  });
+
+  // The README's short Python verifier, as printed there, on the same files.
+  const python = /The same in Python[^\n]*\n\n```python\n([\s\S]+?)```/.exec(readFileSync(join(ROOT, "README.md"), "utf8"))?.[1];
+  const hasCryptography = spawnSync("python3", ["-c", "import cryptography"]).status === 0;
+  it.skipIf(!hasCryptography)("the README's Python verifier accepts the untouched export and refuses an edited one", () => {
+    expect(python).toBeDefined();
+    const script = join(dir, "verify.py");
+    writeFileSync(script, python!);
+    const { exportFile, note, vkey } = saved.good;
+    const ok = spawnSync("python3", [script, exportFile, note, vkey], { encoding: "utf8" });
+    expect([ok.status, ok.stdout.trim()]).toEqual([0, `OK: ${ORIGIN}/org/${orgs.good.orgId}, entries 1..${ENTRIES}`]);
+    const lines = readFileSync(exportFile, "utf8").trimEnd().split("\n").map((l) => JSON.parse(l));
+    lines[2].leaf = lines[2].leaf.replace(/"log":"[^"]*"/, '"log":"edited"');
+    const edited = join(dir, "edited-for-python.ndjson");
+    writeFileSync(edited, lines.map((l) => JSON.stringify(l)).join("\n") + "\n");
+    const bad = spawnSync("python3", [script, edited, note, vkey], { encoding: "utf8" });
+    expect([bad.status, bad.stderr]).toEqual([1, expect.stringContaining("the entries are not what was signed")]);
   });
 
   it("with two checkpoints, checks that the first log is a prefix of the second", async () => {
