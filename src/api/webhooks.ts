@@ -52,7 +52,13 @@ const WebhookCreate = z
     url: z.string().max(2048),
     name: z.string().trim().min(1).max(200).optional(),
     enabled: z.boolean().optional(),
-    event_types: z.array(eventType).min(1).max(SCOPE_EVENT_TYPES.organisation.length).nullable().optional(),
+    event_types: z
+      .array(eventType)
+      .min(1)
+      .max(SCOPE_EVENT_TYPES.organisation.length)
+      .refine((types) => new Set(types).size === types.length, "must not name an event type twice")
+      .nullable()
+      .optional(),
     secret: secret.optional().openapi({ description: "Default: whsec_ + base64 of 32 random bytes" }),
   })
   .openapi("WebhookCreate");
