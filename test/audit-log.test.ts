@@ -141,6 +141,19 @@ describe("sealing", () => {
     expect((await mailbox(other)).requests.map((r) => JSON.parse(r.body).event_type)).not.toContain("AUDIT_CHECKPOINT");
   });
 
+  it("never seals past a missing entry", async () => {
+    const org = await createOrganisation("Gap");
+    await grow(org, 5, 6);
+    await env.DB.prepare("delete from audit_entries where org_id = ? and seq = 5").bind(org.orgId).run();
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    await sealLogs(env);
+    expect(errors.mock.calls.map(([line]) => String(line))).toContain(`audit log of organisation ${org.orgId} has no entry 5: sealing up to it`);
+    errors.mockRestore();
+    expect((await latest(org)).tree_size).toBe(4);
+    // Leaves the log whole again at 4, so later seals in this file do not report the gap.
+    await env.DB.prepare("delete from audit_entries where org_id = ? and seq = 6").bind(org.orgId).run();
+  });
+
   it("answers 409 for proofs, 404 for the latest checkpoint, before the first seal", async () => {
     const org = await createOrganisation("Unsealed");
     await expectError(await call("/api/v1/audit/checkpoints/latest", { headers: org.auth }), 404, "not_found");

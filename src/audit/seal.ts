@@ -50,19 +50,15 @@ export const leafColumns = {
   event: auditEntries.event,
 };
 
-/** The entries seq (from, to], in order, as leaf sources. */
-export async function leavesBetween(db: Db, orgId: number, from: number, to: number) {
-  const rows = [];
-  for (let after = from; after < to; ) {
-    const page = await db
+/** The entries seq (from, to], in order, as leaf sources, a page at a time (memory stays flat). */
+export async function* leafPages(db: Db, orgId: number, from: number, to: number) {
+  for (let after = from; after < to; after += READ_PAGE) {
+    yield await db
       .select(leafColumns)
       .from(auditEntries)
       .where(and(eq(auditEntries.orgId, orgId), gt(auditEntries.seq, after), lte(auditEntries.seq, Math.min(to, after + READ_PAGE))))
       .orderBy(asc(auditEntries.seq));
-    rows.push(...page);
-    after += READ_PAGE;
   }
-  return rows;
 }
 
 export interface LogHead {
@@ -127,13 +123,17 @@ async function sealLog(env: Env, db: Db, signer: Signer, head: LogHead): Promise
   let size = head.sealed;
   const target = Math.min(head.size, head.sealed + SEAL_MAX_LEAVES);
   if (target > size) {
-    const rows = await leavesBetween(db, head.orgId, size, target);
-    // Stop at the first missing number: a gap is never sealed over.
-    let contiguous = 0;
-    while (contiguous < rows.length && rows[contiguous].seq === size + contiguous + 1) contiguous++;
-    if (contiguous < target - size) console.error(`audit log of organisation ${head.orgId} has no entry ${size + contiguous + 1}: sealing up to it`);
-    const hashes = await Promise.all(rows.slice(0, contiguous).map((row) => leafHash(utf8(auditLeaf(row)))));
-    const newSize = size + contiguous;
+    // Only the leaf hashes are kept, and hashing stops at the first missing number: a gap is never sealed over.
+    const hashes: Uint8Array[] = [];
+    for await (const page of leafPages(db, head.orgId, size, target)) {
+      const next = size + hashes.length + 1;
+      let k = 0;
+      while (k < page.length && page[k].seq === next + k) k++;
+      hashes.push(...(await Promise.all(page.slice(0, k).map((row) => leafHash(utf8(auditLeaf(row)))))));
+      if (k < Math.min(READ_PAGE, target - next + 1)) break;
+    }
+    if (hashes.length < target - size) console.error(`audit log of organisation ${head.orgId} has no entry ${size + hashes.length + 1}: sealing up to it`);
+    const newSize = size + hashes.length;
     if (newSize > size) {
       await tree.load(partialTiles(size));
       const tiles = await grownTiles(size, newSize, hashes, (k) => tree.tile(k));

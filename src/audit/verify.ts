@@ -9,7 +9,7 @@ import { completeTreeHash, leafHash } from "../domain/merkle";
 import { hashAt, tileWidth, TILE_WIDTH, type TileKey } from "../domain/tiles";
 import type { Db } from "../db/client";
 import { laterCheckpointInR2, latestCheckpoint } from "./checkpoints";
-import { leavesBetween } from "./seal";
+import { leafPages } from "./seal";
 import type { Signer } from "./signer";
 import { MissingNode, TreeReader } from "./tree";
 
@@ -125,7 +125,8 @@ async function checkTreeAlong(tree: TreeReader, size: number, rootHash: string, 
 
 /** Every entry seq from..to is there once, and its leaf hashes to the leaf hash sealed at its place. */
 async function checkLeaves(db: Db, tree: TreeReader, orgId: number, from: number, to: number, report: (seq: number | null, p: string) => void) {
-  const rows = await leavesBetween(db, orgId, from - 1, to);
+  const rows = [];
+  for await (const page of leafPages(db, orgId, from - 1, to)) rows.push(...page);
   await tree.load(Array.from({ length: Math.floor((to - 1) / TILE_WIDTH) - Math.floor((from - 1) / TILE_WIDTH) + 1 }, (_, i) => ({ level: 0, index: Math.floor((from - 1) / TILE_WIDTH) + i })));
   const bySeq = new Map<number, (typeof rows)[number][]>();
   for (const row of rows) bySeq.set(row.seq, [...(bySeq.get(row.seq) ?? []), row]);
