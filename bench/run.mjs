@@ -204,7 +204,7 @@ function report(r) {
         ["a run with nothing to seal (sweeper + rolling check)", 0, x.idle_run.wall_ms, x.idle_run.cpu_ms],
         [`the ${l} log, ${x.large_log.runs} runs`, x.large_log.leaves, x.large_log.wall_ms, `${x.large_log.cpu_ms} (${x.large_log.leaves_per_cpu_s} entries per CPU second)`],
       ]),
-      `\nIngest with sealing off (A) and on (B): autocannon -c32, ${g.ingest.rounds} rounds of ${g.ingest.slice_s} s each, the scheduled handler triggered every ${g.ingest.scheduled_every_ms} ms on the loaded Worker`,
+      `\nIngest with sealing off (A) and on (B): autocannon -c32, ${g.ingest.rounds} rounds of ${g.ingest.slice_s} s each, the scheduled handler triggered once per slice, ${g.ingest.scheduled_every_ms} ms in`,
       table([
         ["Worker", "req/s per slice", "mean", "Worker CPU ms/req"],
         ["A: sealing off", g.ingest.off.req_per_s.join(" "), g.ingest.off.mean, g.ingest.off.cpu_ms_per_req.join(" ")],
