@@ -34,39 +34,46 @@ function queries(size) {
   ].map((q) => ({ flat: true, pages: 1, ...q }));
 }
 
+/**
+ * A local D1 (its own --persist-to directory) holding `size` audit entries of one organisation,
+ * written by SQL while no Worker runs; `start()` then serves it. Also used by bench/log.mjs.
+ */
+export async function auditDatabase({ size, port, vars, label: name }) {
+  const config = workerConfig("flaghook");
+  const persist = newPersistDir(name);
+  const start = (d1) => startWorker({ label: name, config, port, inspectorPort: port + 1, persistTo: persist, d1, proxy: false, readyPath: "/healthz", vars });
+  progress(`${name}: creating the organisation and its key`);
+  const setup = await start("flaghook");
+  let org;
+  try {
+    org = await createOrganisation(setup.url);
+  } finally {
+    await setup.stop();
+  }
+  const t = Date.now();
+  const sqlPath = join(persist, "rows.sql");
+  const columns = JSON.parse(
+    wranglerSync(["d1", "execute", "flaghook", "--local", "--persist-to", persist, "--config", config, "--json", "--command", "PRAGMA table_info(audit_entries)"]),
+  )[0].results.map((c) => c.name);
+  const seqOffset = columns.includes("seq") ? highestSeq(config, persist, org.orgId) : 0;
+  writeFileSync(sqlPath, auditRowsSql(org.orgId, 1, size, columns, seqOffset));
+  wranglerSync(["d1", "execute", "flaghook", "--local", "--persist-to", persist, "--config", config, "--file", sqlPath, "--yes"]);
+  rmSync(sqlPath);
+  progress(`${name}: ${size} entries written in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+  return { size, org, persist, entries: seqOffset + size, start: () => start() };
+}
+
 export async function auditBench({ quick }) {
   const sizes = quick ? [10_000, 100_000] : [10_000, 1_000_000];
   const samples = quick ? 30 : 200;
   const vars = flaghookVars();
-  const config = workerConfig("flaghook");
-  const logs = [];
   const workers = [];
   try {
     // One database per size, both Workers running, requests alternating between them: the ratio is
     // then measured under the same machine load, which matters on a shared machine.
     for (const [i, size] of sizes.entries()) {
-      const persist = newPersistDir(`audit-${label(size)}`);
-      const port = PORT + 2 * i;
-      const start = (d1) =>
-        startWorker({ label: `audit-${label(size)}`, config, port, inspectorPort: port + 1, persistTo: persist, d1, proxy: false, readyPath: "/healthz", vars });
-      progress(`audit: ${label(size)}: creating the organisation and its key`);
-      const setup = await start("flaghook");
-      let org;
-      try {
-        org = await createOrganisation(setup.url);
-      } finally {
-        await setup.stop();
-      }
-      const t = Date.now();
-      const sqlPath = join(persist, "rows.sql");
-      const columns = JSON.parse(
-        wranglerSync(["d1", "execute", "flaghook", "--local", "--persist-to", persist, "--config", config, "--json", "--command", "PRAGMA table_info(audit_entries)"]),
-      )[0].results.map((c) => c.name);
-      writeFileSync(sqlPath, auditRowsSql(org.orgId, 1, size, columns));
-      wranglerSync(["d1", "execute", "flaghook", "--local", "--persist-to", persist, "--config", config, "--file", sqlPath, "--yes"]);
-      rmSync(sqlPath);
-      progress(`audit: ${label(size)}: ${size} entries written in ${((Date.now() - t) / 1000).toFixed(1)} s`);
-      workers.push({ size, worker: await start(), org, persist });
+      const db = await auditDatabase({ size, port: PORT + 2 * i, vars, label: `audit-${label(size)}` });
+      workers.push({ size, worker: await db.start(), org: db.org, persist: db.persist });
     }
     const pages = await measurePages(workers, samples);
     const exports = await measureExports(workers, samples);
@@ -90,6 +97,12 @@ export async function auditBench({ quick }) {
       rmSync(persist, { recursive: true, force: true });
     }
   }
+}
+
+/** The organisation's highest entry number so far (its key's creation, if it was recorded). */
+export function highestSeq(config, persist, orgId) {
+  const out = wranglerSync(["d1", "execute", "flaghook", "--local", "--persist-to", persist, "--config", config, "--json", "--command", `select coalesce(max(seq), 0) as m from audit_entries where org_id = ${orgId}`]);
+  return JSON.parse(out)[0].results[0].m;
 }
 
 export const label = (n) => (n >= 1_000_000 ? `${n / 1_000_000}M` : `${n / 1000}k`);

@@ -1,4 +1,4 @@
-// `npm run bench [-- ingest drain fanout audit bundle] [--quick]`: the benchmarks of SPEC 9 in the
+// `npm run bench [-- ingest drain fanout audit log bundle] [--quick]`: the benchmarks of SPEC 9 in the
 // local runtime (`wrangler dev`), one section after another, progress as they run, a table at the
 // end and the same figures in bench/results/latest.json (and a timestamped copy).
 //   --quick              smaller sizes and shorter runs (a few minutes in all)
@@ -13,11 +13,12 @@ import { bundleBench } from "./bundle.mjs";
 import { drainBench } from "./drain.mjs";
 import { fanoutBench } from "./fanout.mjs";
 import { ingestBench } from "./ingest.mjs";
+import { logBench } from "./log.mjs";
 import { progress, table } from "./lib/stats.mjs";
 import { removeSnapshot, snapshotSource, workerConfig } from "./lib/snapshot.mjs";
 import { ROOT, setLogDir } from "./lib/wrangler.mjs";
 
-const SECTIONS = ["ingest", "drain", "fanout", "audit", "bundle"];
+const SECTIONS = ["ingest", "drain", "fanout", "audit", "log", "bundle"];
 const argv = process.argv.slice(2);
 const option = (name, fallback) => argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback;
 const quick = argv.includes("--quick");
@@ -51,6 +52,7 @@ for (const section of sections) {
     if (section === "drain") results.drain = await drainBench({ quick, proxy });
     if (section === "fanout") results.fanout = await fanoutBench({ quick, proxy });
     if (section === "audit") results.audit = await auditBench({ quick });
+    if (section === "log") results.log = await logBench({ quick });
     if (section === "bundle") results.bundle = await bundleBench();
   } catch (err) {
     failures.push(`${section}: ${err.stack ?? err}`);
@@ -86,6 +88,14 @@ function targets(r) {
     const sizes = `${label(r.audit.sizes[1])} within 1.5x of ${label(r.audit.sizes[0])}`;
     out.push({ target: `filtered audit pages at ${sizes} (worst p50 ratio)`, value: r.audit.worst_indexed_ratio_p50, met: r.audit.worst_indexed_ratio_p50 <= 1.5 });
     out.push({ target: `filtered audit pages at ${sizes} (worst p99 ratio)`, value: r.audit.worst_indexed_ratio_p99, met: r.audit.worst_indexed_ratio_p99 <= 1.5 });
+  }
+  if (r.log) {
+    const [s, l] = r.log.sizes.map(label);
+    const inclusion = r.log.proofs[0];
+    out.push({ target: `inclusion proof p50 at ${l} within 2x of ${s}`, value: inclusion.ratio_p50, met: inclusion.ratio_p50 <= 2 });
+    const sealed = r.log.sealing.first_run_of_small_log;
+    out.push({ target: `sealing ${sealed.leaves} new entries under 2 s of Worker CPU (ms)`, value: sealed.cpu_ms, met: sealed.leaves >= 10_000 && sealed.cpu_ms < 2000 });
+    out.push({ target: "ingest with sealing on within 10% of off (B/A)", value: r.log.ingest.on_vs_off, met: r.log.ingest.on_vs_off >= 0.9 });
   }
   return out;
 }
@@ -175,6 +185,31 @@ function report(r) {
             ? [x.query, `${x.small.rows_per_s} rows/s, first bytes ${x.small.first_bytes_ms} ms`, `${x.large.rows_per_s} rows/s, first bytes ${x.large.first_bytes_ms} ms${x.large.complete ? "" : " (10 s read)"}`, "-"]
             : [x.query, `p50 ${x.small.p50} / p99 ${x.small.p99} ms`, `p50 ${x.large.p50} / p99 ${x.large.p99} ms`, x.ratio_p50],
         ),
+      ]),
+    );
+  }
+  if (r.log) {
+    const g = r.log;
+    const [s, l] = g.sizes.map(label);
+    const x = g.sealing;
+    parts.push(
+      `\nSigned audit log: proofs at ${s} and ${l} entries of one organisation, ${g.samples} inclusion proofs per size (alternating sizes, each verified here by RFC 9162)`,
+      table([
+        ["Request", `p50 ${s}`, `p99 ${s}`, `p50 ${l}`, `p99 ${l}`, "ratio p50", "ratio p99"],
+        ...g.proofs.map((p) => [p.query, p[`p50_ms_${s}`], p[`p99_ms_${s}`], p[`p50_ms_${l}`], p[`p99_ms_${l}`], p.ratio_p50, p.ratio_p99]),
+      ]),
+      table([
+        ["Sealing (scheduled handler, inspector proxy off)", "entries", "wall ms", "Worker CPU ms"],
+        [`first run on the ${s} log`, x.first_run_of_small_log.leaves, x.first_run_of_small_log.wall_ms, x.first_run_of_small_log.cpu_ms],
+        ["a run with nothing to seal (sweeper + rolling check)", 0, x.idle_run.wall_ms, x.idle_run.cpu_ms],
+        [`the ${l} log, ${x.large_log.runs} runs`, x.large_log.leaves, x.large_log.wall_ms, `${x.large_log.cpu_ms} (${x.large_log.leaves_per_cpu_s} entries per CPU second)`],
+      ]),
+      `\nIngest with sealing off (A) and on (B): autocannon -c32, ${g.ingest.rounds} rounds of ${g.ingest.slice_s} s each, the scheduled handler triggered once per slice, ${g.ingest.scheduled_every_ms} ms in`,
+      table([
+        ["Worker", "req/s per slice", "mean", "Worker CPU ms/req"],
+        ["A: sealing off", g.ingest.off.req_per_s.join(" "), g.ingest.off.mean, g.ingest.off.cpu_ms_per_req.join(" ")],
+        [`B: sealing on (${g.ingest.on.sealed_entries} entries sealed by the end)`, g.ingest.on.req_per_s.join(" "), g.ingest.on.mean, g.ingest.on.cpu_ms_per_req.join(" ")],
+        ["B/A", g.ingest.per_round.join(" "), g.ingest.on_vs_off, ""],
       ]),
     );
   }

@@ -38,6 +38,11 @@ if (!existsSync(".dev.vars")) {
     ].join("\n"),
   );
 }
+// The audit log's checkpoint signing key (base64 of an Ed25519 seed), added to an older .dev.vars too.
+if (!/^AUDIT_SIGNING_KEY=/m.test(readFileSync(".dev.vars", "utf8"))) {
+  const current = readFileSync(".dev.vars", "utf8");
+  writeFileSync(".dev.vars", `${current}${current.endsWith("\n") || !current ? "" : "\n"}AUDIT_SIGNING_KEY=${randomBytes(32).toString("base64")}\n`);
+}
 const vars = Object.fromEntries(
   readFileSync(".dev.vars", "utf8")
     .split("\n")

@@ -3,6 +3,7 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import { secureHeaders } from "hono/secure-headers";
 import { auditRoutes } from "./api/audit";
+import { auditLogRoutes } from "./api/audit-log";
 import type { AppEnv } from "./api/context";
 import { eventRoutes } from "./api/events";
 import { flagsmithInboundRoutes, inboundSourceRoutes } from "./api/inbound";
@@ -36,6 +37,8 @@ app.get("/", (c) => {
 });
 app.route("/api/v1/organisations", organisationRoutes);
 app.route("/api/v1/events", eventRoutes);
+// The signed log's paths first: /api/v1/audit/{id} would otherwise take /verify and /consistency.
+app.route("/api/v1/audit", auditLogRoutes);
 app.route("/api/v1/audit", auditRoutes);
 app.route("/api/v1/organisations/:org/webhooks", webhookRoutes("organisation"));
 app.route("/api/v1/environments/:env/webhooks", webhookRoutes("environment"));

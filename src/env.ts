@@ -1,11 +1,13 @@
 // Bindings and the one place configuration is read and parsed.
-import type { IngestMessage } from "./ingest/record";
-import type { DeliveryMessage } from "./delivery/consumer";
+import type { TimeLimits } from "./domain/audit";
+import type { DeliveryMessage, IngestMessage } from "./queues";
 
 export interface Env {
   DB: D1Database;
   INGEST_QUEUE: Queue<IngestMessage>;
   DELIVERY_QUEUE: Queue<DeliveryMessage>;
+  /** Signed checkpoints of every organisation's audit log (bucket flaghook-audit). */
+  AUDIT_BUCKET: R2Bucket;
   ADMIN_TOKEN?: string;
   SECRETS_KEY?: string;
   ALLOW_PRIVATE_WEBHOOK_URLS?: string;
@@ -28,6 +30,10 @@ export interface Env {
   OPERATOR_AUTH_FAILURES_PER_MINUTE?: string;
   /** Cloudflare's Rate Limiting binding for wrong operator tokens, when configured in wrangler.toml. */
   OPERATOR_AUTH_LIMITER?: RateLimit;
+  AUDIT_SIGNING_KEY?: string;
+  AUDIT_LOG_ORIGIN?: string;
+  AUDIT_MAX_FUTURE_SECONDS?: string;
+  AUDIT_MAX_PAST_DAYS?: string;
 }
 
 /** Cloudflare Access in front of the admin pages: who signs the tokens, for which application. */
@@ -67,6 +73,12 @@ export interface Config {
   webhookAttemptsPerSecond: number;
   /** Wrong operator tokens a client may send a minute (in-isolate count, without OPERATOR_AUTH_LIMITER); 0: no limit. */
   operatorAuthFailuresPerMinute: number;
+  /** Base64 of the 32-byte Ed25519 seed that signs checkpoints; null: the log is not sealed. */
+  auditSigningKey: string | null;
+  /** Names this deployment in checkpoint origins: `<auditLogOrigin>/org/<id>`. */
+  auditLogOrigin: string;
+  /** Claimed times further than these from receipt are kept, and marked (`time_warning`). */
+  auditTimeLimits: TimeLimits;
 }
 
 export const DEFAULT_RETRY_SCHEDULE = [5, 300, 1800, 7200, 18000, 36000, 36000];
@@ -90,6 +102,15 @@ function accessConfig(env: Env): AccessConfig | null {
   if (!/^[a-z0-9.-]+(:\d+)?$/.test(domain)) throw new Error(`ACCESS_TEAM_DOMAIN must be a host name such as acme.cloudflareaccess.com, got "${env.ACCESS_TEAM_DOMAIN}"`);
   const issuer = `https://${domain}`;
   return { issuer, audience, jwksUrl: env.ACCESS_JWKS_URL?.trim() || `${issuer}/cdn-cgi/access/certs` };
+}
+
+/** A schema-less URL prefix (host, optionally a path) without spaces or "+", as signed-note key names need. */
+function logOrigin(raw: string | undefined): string {
+  const origin = (raw || "flaghook").trim().replace(/\/+$/, "");
+  if (!/^[^\s+]+$/.test(origin) || /^[a-z]+:\/\//i.test(origin)) {
+    throw new Error(`AUDIT_LOG_ORIGIN must be a host name such as flaghook.example.com (no scheme, spaces or "+"), got "${raw}"`);
+  }
+  return origin;
 }
 
 const cache = new WeakMap<Env, Config>();
@@ -122,6 +143,12 @@ export function config(env: Env): Config {
     maxWebhooksPerOrganisation: Math.floor(positiveNumber(env.MAX_WEBHOOKS_PER_ORGANISATION, 500, "MAX_WEBHOOKS_PER_ORGANISATION")),
     webhookAttemptsPerSecond: positiveNumber(env.WEBHOOK_ATTEMPTS_PER_SECOND, 1000, "WEBHOOK_ATTEMPTS_PER_SECOND"),
     operatorAuthFailuresPerMinute: Math.floor(positiveNumber(env.OPERATOR_AUTH_FAILURES_PER_MINUTE, 10, "OPERATOR_AUTH_FAILURES_PER_MINUTE")),
+    auditSigningKey: env.AUDIT_SIGNING_KEY || null,
+    auditLogOrigin: logOrigin(env.AUDIT_LOG_ORIGIN),
+    auditTimeLimits: {
+      maxFutureMs: positiveNumber(env.AUDIT_MAX_FUTURE_SECONDS, 300, "AUDIT_MAX_FUTURE_SECONDS") * 1000,
+      maxPastMs: positiveNumber(env.AUDIT_MAX_PAST_DAYS, 7, "AUDIT_MAX_PAST_DAYS") * DAY,
+    },
   };
   cache.set(env, parsed);
   return parsed;

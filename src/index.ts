@@ -1,12 +1,13 @@
-// Entry: fetch (the Hono app), queue (ingest and delivery consumers), scheduled (sweeper, retention).
+// Entry: fetch (the Hono app), queue (ingest and delivery consumers), scheduled (sweeper, retention,
+// sealing and checking the signed audit logs).
 import { app } from "./app";
-import { processDeliveries, type DeliveryMessage, type DeliveryRef } from "./delivery/consumer";
+import { sealLogs } from "./audit/seal";
+import { watchLogs } from "./audit/watch";
+import { processDeliveries } from "./delivery/consumer";
 import { sweep } from "./delivery/sweeper";
 import type { Env } from "./env";
 import { recordBatch } from "./ingest/consumer";
-import type { IngestMessage } from "./ingest/record";
-
-export type QueueMessage = IngestMessage | DeliveryMessage;
+import type { DeliveryMessage, DeliveryRef, IngestMessage, QueueMessage } from "./queues";
 
 /** Messages queued before a deploy that grouped deliveries carried one `{id, attempt}` each. */
 const deliveryRefs = (body: DeliveryMessage | DeliveryRef): DeliveryRef[] => ("deliveries" in body ? body.deliveries : [body]);
@@ -24,6 +25,9 @@ export default {
   },
 
   async scheduled(_controller, env, _ctx) {
-    await sweep(env);
+    // Each runs even when another fails; the first failure is rethrown so the run shows as failed.
+    const runs = await Promise.allSettled([sweep(env), sealLogs(env).then(() => watchLogs(env))]);
+    const failed = runs.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
   },
 } satisfies ExportedHandler<Env, QueueMessage>;

@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { call, countRows, createOrganisation, eventually, recorded } from "./helpers";
 
 type Auth = Record<string, string>;
-type Entry = { id: number; event_id: string; created_date: string; log: string } & Record<string, unknown>;
+type Entry = { id: number; seq: number; event_id: string; created_date: string; received_at: string; log: string } & Record<string, unknown>;
 
 const kyle = { id: 3, email: "Kyle@Example.com", first_name: "Kyle", last_name: "Johnson" };
 const ann = { id: 4, email: "ann@example.com", first_name: "Ann", last_name: "Lee" };
@@ -71,8 +71,8 @@ const fixture = {
 };
 type Name = keyof typeof fixture;
 
-let A: { auth: Auth; orgId: number };
-let B: { auth: Auth; orgId: number };
+let A: { auth: Auth; orgId: number; keyId: string };
+let B: { auth: Auth; orgId: number; keyId: string };
 /** Audit entry ids of org A: each fixture event, and `key` for the key's creation (a system event, now). */
 const id = {} as Record<Name | "key", number>;
 const ids = (...names: (Name | "key")[]) => names.map((n) => id[n]);
@@ -121,7 +121,7 @@ async function matching(query: string): Promise<number[]> {
 }
 
 describe("GET /api/v1/audit/", () => {
-  it("lists the organisation's entries newest first, by created_date then id", async () => {
+  it("lists the organisation's entries newest first, by created_date (never later than receipt) then seq", async () => {
     expect(await matching("")).toEqual(newestFirst);
   });
 
@@ -130,9 +130,15 @@ describe("GET /api/v1/audit/", () => {
     expect(page.results).toEqual([
       {
         id: id.e2,
+        seq: id.e2,
+        legacy_id: null,
         event_id: expect.stringMatching(/^evt_/),
         // As Flagsmith's AuditLogListSerializer writes them: a zero fraction left out, the environment's project by id.
         created_date: "2021-01-02T00:00:00Z",
+        received_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+        // Years before receipt: kept as claimed, and marked.
+        time_warning: "behind_receipt",
+        submitter: { type: "api_key", id: A.keyId, name: "ci" },
         log: "Flag state updated for feature: butter_bar",
         author: { id: 3, email: "Kyle@Example.com", first_name: "Kyle", last_name: "Johnson" },
         environment: { id: 10, name: "Dev", project: 1 },
@@ -172,15 +178,16 @@ describe("GET /api/v1/audit/", () => {
     ["author=KYLE@EXAMPLE.COM", ["e2", "e1"]],
     ["author=ann@example.com", ["e6", "e3"]],
     ["author=nobody@example.com", []],
-    ["is_system_event=true", ["key", "e5"]],
-    ["is_system_event=false", ["e8", "e7", "e6", "e4", "e3", "e2", "e1"]],
+    // Only flaghook writes system events: e4 and e5 (no author) came from an API key.
+    ["is_system_event=true", ["key"]],
+    ["is_system_event=false", ["e8", "e7", "e6", "e5", "e4", "e3", "e2", "e1"]],
     ["since=2021-01-06T00:00:00Z", ["key", "e8", "e7", "e6"]],
     ["since=2021-01-03T01:00:00%2B01:00", ["key", "e8", "e7", "e6", "e5", "e4", "e3"]], // +01:00, so midnight UTC, inclusive
     ["until=2021-01-03T00:00:00Z", ["e3", "e2", "e1"]],
     ["until=2021-01-01T00:00:00Z", []], // e1 is a microsecond later
     ["since=2021-01-02T00:00:00Z&until=2021-01-04T00:00:00Z", ["e4", "e3", "e2"]],
     ["project=1&author=3", ["e2", "e1"]],
-    ["search=butter&is_system_event=false", ["e2", "e1"]],
+    ["search=butter&is_system_event=false", ["e5", "e2", "e1"]],
     ["environment=10&environment=12&related_object_type=FEATURE_STATE", ["e4", "e2"]],
     ["project=2&author=5&since=2021-01-07T00:00:00Z", ["e8", "e7"]],
     ["project=1&related_object_type=SEGMENT", []],
@@ -262,17 +269,22 @@ describe("keyset pagination", () => {
   });
 });
 
+const CSV_HEADER =
+  "id,legacy_id,created_date,received_at,time_warning,log,author_id,author_email,project_id,project_name,environment_id,environment_name," +
+  "related_object_type,related_object_id,related_object_uuid,is_system_event,submitter_type,submitter_id,submitter_name,event_id\r\n";
+
 describe("GET /api/v1/audit/export", () => {
-  it("streams the filtered entries as NDJSON, one list result per line, newest first", async () => {
+  it("streams the filtered entries as NDJSON, one list result and its leaf per line, newest first", async () => {
     const res = await call("/api/v1/audit/export?format=ndjson&project=1", { headers: A.auth });
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toBe("application/x-ndjson");
     expect(res.headers.get("content-disposition")).toBe('attachment; filename="flaghook-audit.ndjson"');
     const text = await res.text();
     expect(text.endsWith("\n")).toBe(true);
-    const lines = text.trimEnd().split("\n").map((line) => JSON.parse(line) as Entry);
-    expect(lines).toEqual((await list(A.auth, "project=1")).results);
+    const lines = text.trimEnd().split("\n").map((line) => JSON.parse(line) as Entry & { leaf: string });
+    expect(lines.map(({ leaf: _, ...entry }) => entry)).toEqual((await list(A.auth, "project=1")).results);
     expect(lines.map((l) => l.id)).toEqual(ids("e4", "e3", "e2", "e1"));
+    for (const line of lines) expect(JSON.parse(line.leaf)).toMatchObject({ seq: line.seq, event_id: line.event_id, log: line.log });
   });
 
   it("defaults to NDJSON and answers with and without a trailing slash", async () => {
@@ -291,23 +303,20 @@ describe("GET /api/v1/audit/export", () => {
     expect(res.headers.get("content-disposition")).toBe('attachment; filename="flaghook-audit.csv"');
     const entries = (await list(A.auth, "related_object_type=CHANGE_REQUEST")).results;
     const eventId = (i: number) => entries.find((e) => e.id === i)!.event_id;
+    const received = (i: number) => entries.find((e) => e.id === i)!.received_at;
+    const submitter = `api_key,${A.keyId},ci`;
     const row: Record<"e7" | "e8", string> = {
-      e7: `${id.e7},2021-01-07T00:00:00.000000Z,"'=HYPERLINK(""http://evil.example"",""x"")",5,bob@example.com,2,Beta,,,CHANGE_REQUEST,5,,false,${eventId(id.e7)}\r\n`,
-      e8: `${id.e8},2021-01-07T00:00:00.000000Z,"Approved, ""as is""\nby Bob",5,bob@example.com,2,Beta,,,CHANGE_REQUEST,6,cr-6,false,${eventId(id.e8)}\r\n`,
+      e7: `${id.e7},,2021-01-07T00:00:00.000000Z,${received(id.e7)},behind_receipt,"'=HYPERLINK(""http://evil.example"",""x"")",5,bob@example.com,2,Beta,,,CHANGE_REQUEST,5,,false,${submitter},${eventId(id.e7)}\r\n`,
+      e8: `${id.e8},,2021-01-07T00:00:00.000000Z,${received(id.e8)},behind_receipt,"Approved, ""as is""\nby Bob",5,bob@example.com,2,Beta,,,CHANGE_REQUEST,6,cr-6,false,${submitter},${eventId(id.e8)}\r\n`,
     };
     expect(await res.text()).toBe(
-      "id,created_date,log,author_id,author_email,project_id,project_name,environment_id,environment_name," +
-        "related_object_type,related_object_id,related_object_uuid,is_system_event,event_id\r\n" +
-        (id.e8 > id.e7 ? row.e8 + row.e7 : row.e7 + row.e8),
+      CSV_HEADER + (id.e8 > id.e7 ? row.e8 + row.e7 : row.e7 + row.e8),
     );
   });
 
   it("answers only the header row, or nothing, when no entry matches", async () => {
     const csv = await call("/api/v1/audit/export?format=csv&project=3", { headers: A.auth });
-    expect(await csv.text()).toBe(
-      "id,created_date,log,author_id,author_email,project_id,project_name,environment_id,environment_name," +
-        "related_object_type,related_object_id,related_object_uuid,is_system_event,event_id\r\n",
-    );
+    expect(await csv.text()).toBe(CSV_HEADER);
     const ndjson = await call("/api/v1/audit/export?format=ndjson&project=3", { headers: A.auth });
     expect(await ndjson.text()).toBe("");
   });
@@ -341,8 +350,14 @@ describe("GET /api/v1/audit/{id}/", () => {
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({
       id: id.e4,
+      seq: id.e4,
+      legacy_id: null,
       event_id: expect.stringMatching(/^evt_/),
       created_date: "2021-01-04T00:00:00Z",
+      received_at: expect.any(String),
+      time_warning: "behind_receipt",
+      // The body's api_key_name is what the source claims; the submitter is the key that sent it.
+      submitter: { type: "api_key", id: A.keyId, name: "ci" },
       log: "Remote config value updated for feature: rolloutX100",
       author: null,
       environment: { id: 12, name: "Staging", project: 1 },
@@ -396,12 +411,23 @@ describe("GET /api/v1/audit/{id}/", () => {
     expect(body.change_details).toEqual(changeDetails);
   });
 
-  it("answers 404 for an id that does not exist and for another organisation's entry", async () => {
-    for (const path of ["/api/v1/audit/999999999/", `/api/v1/audit/${id.e1}`]) {
-      const res = await call(path, { headers: B.auth });
-      expect(res.status).toBe(404);
-      expect(await res.json()).toEqual({ error: { code: "not_found", message: "audit entry not found", details: [] } });
-    }
+  it("answers 404 for a number the organisation's log does not have", async () => {
+    const res = await call("/api/v1/audit/999999999/", { headers: B.auth });
+    expect(res.status).toBe(404);
+    expect(await res.json()).toEqual({ error: { code: "not_found", message: "audit entry not found", details: [] } });
+  });
+
+  it("numbers each organisation's entries 1, 2, 3 ...: the same number in another organisation is that organisation's own entry", async () => {
+    const fresh = await createOrganisation("Fresh");
+    const [eventId] = await ingestBatch(fresh.auth, [fixture.e1]);
+    // Its first entry is the "API key created" system event; the first event it sends is 2.
+    expect((await recorded(fresh.auth, eventId)).audit_entry_id).toBe(2);
+    const mine = (await (await call("/api/v1/audit/2", { headers: fresh.auth })).json()) as Entry;
+    expect(mine.event_id).toBe(eventId);
+    const first = (await (await call("/api/v1/audit/1", { headers: fresh.auth })).json()) as Entry;
+    expect([first.seq, first.log, first.is_system_event]).toEqual([1, "API key created: ci", true]);
+    const theirs = (await (await call("/api/v1/audit/2", { headers: A.auth })).json()) as Entry;
+    expect(theirs.event_id).not.toBe(eventId);
   });
 });
 

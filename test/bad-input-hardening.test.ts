@@ -164,7 +164,7 @@ describe("bad input found by the security review answers 4xx with the error shap
     expect(page.status).toBe(200);
     const csv = await call(`/api/v1/audit/export?format=csv&${environments(50)}`, { headers: auth });
     expect(csv.status).toBe(200);
-    expect(await csv.text()).toMatch(/^id,created_date,log,/);
+    expect(await csv.text()).toMatch(/^id,legacy_id,created_date,/);
   });
 
   it("a signed inbound body nested as deep as allowed is accepted", async () => {

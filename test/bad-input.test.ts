@@ -144,6 +144,46 @@ const rows: Row[] = [
   { name: "a search over 256 characters", method: "GET", path: `/api/v1/audit/?search=${"s".repeat(257)}`, status: 400, code: "validation_failed", field: "search" },
   { name: "an export format that does not exist", method: "GET", path: "/api/v1/audit/export?format=xlsx", status: 400, code: "validation_failed", field: "format" },
   { name: "an audit id that is not a number", method: "GET", path: "/api/v1/audit/abc/", status: 400, code: "validation_failed", field: "id" },
+  { name: "a submitter_type that does not exist", method: "GET", path: "/api/v1/audit/?submitter_type=robot", status: 400, code: "validation_failed", field: "submitter_type" },
+  { name: "a submitter id with a space", method: "GET", path: "/api/v1/audit/?submitter=key%20x", status: 400, code: "validation_failed", field: "submitter" },
+  { name: "a legacy id that is not a number", method: "GET", path: "/api/v1/audit/legacy/abc", status: 400, code: "validation_failed", field: "old_id" },
+  { name: "a legacy id of 0", method: "GET", path: "/api/v1/audit/legacy/0", status: 400, code: "validation_failed", field: "old_id" },
+  // Forged system events: only flaghook writes them (issue 11)
+  { name: "is_system_event set by an API key", body: withField({ is_system_event: true }), status: 400, code: "validation_failed" },
+  ...["API_KEY", "WEBHOOK", "INBOUND_SOURCE", "AUDIT_LOG", "AUDIT_CHECKPOINT", "Webhook"].map((type) => ({
+    name: `a CUSTOM event about a reserved ${type}`,
+    body: JSON.stringify({ type: "CUSTOM", log: `${type} revoked`, related_object: { type } }),
+    status: 400,
+    code: "validation_failed",
+    field: "related_object.type",
+  })),
+  {
+    name: "a batch with one event about a reserved type",
+    path: "/api/v1/events/batch",
+    body: JSON.stringify({ events: [valid, { type: "CUSTOM", log: "API key created: ci", related_object: { type: "API_KEY" } }] }),
+    status: 400,
+    code: "validation_failed",
+    field: "events.1.related_object.type",
+  },
+  // The signed log's routes
+  { name: "a proof for a tree_size that is not a number", method: "GET", path: "/api/v1/audit/1/proof?tree_size=ten", status: 400, code: "validation_failed", field: "tree_size" },
+  { name: "a proof for tree_size -1", method: "GET", path: "/api/v1/audit/1/proof?tree_size=-1", status: 400, code: "validation_failed", field: "tree_size" },
+  { name: "a proof with an unknown parameter", method: "GET", path: "/api/v1/audit/1/proof?leaf=1", status: 400, code: "validation_failed" },
+  { name: "a proof of an id that is not a number", method: "GET", path: "/api/v1/audit/one/proof", status: 400, code: "validation_failed", field: "id" },
+  { name: "a consistency proof without from", method: "GET", path: "/api/v1/audit/consistency", status: 400, code: "validation_failed", field: "from" },
+  { name: "a consistency proof from a word", method: "GET", path: "/api/v1/audit/consistency?from=first", status: 400, code: "validation_failed", field: "from" },
+  { name: "a consistency proof to 0", method: "GET", path: "/api/v1/audit/consistency?from=1&to=0", status: 400, code: "validation_failed", field: "to" },
+  { name: "verify from 0", method: "GET", path: "/api/v1/audit/verify?from=0", status: 400, code: "validation_failed", field: "from" },
+  { name: "verify with limit 0", method: "GET", path: "/api/v1/audit/verify?limit=0", status: 400, code: "validation_failed", field: "limit" },
+  { name: "verify with limit 10001", method: "GET", path: "/api/v1/audit/verify?limit=10001", status: 400, code: "validation_failed", field: "limit" },
+  { name: "verify with an unknown parameter", method: "GET", path: "/api/v1/audit/verify?fix=true", status: 400, code: "validation_failed" },
+  { name: "checkpoints with page_size 0", method: "GET", path: "/api/v1/audit/checkpoints?page_size=0", status: 400, code: "validation_failed", field: "page_size" },
+  { name: "checkpoints with an unreadable cursor", method: "GET", path: "/api/v1/audit/checkpoints/?cursor=zz", status: 400, code: "invalid_cursor", field: "cursor" },
+  { name: "no latest checkpoint yet", method: "GET", path: "/api/v1/audit/checkpoints/latest", status: 404, code: "not_found" },
+  { name: "a proof before any checkpoint", method: "GET", path: "/api/v1/audit/1/proof", status: 409, code: "not_sealed" },
+  { name: "the public key without a key", method: "GET", path: "/api/v1/audit/public-key", anonymous: true, status: 401, code: "unauthorized" },
+  { name: "verify with the operator token", method: "GET", path: "/api/v1/audit/verify", headers: ADMIN, status: 401, code: "unauthorized" },
+  { name: "checkpoints without a key", method: "GET", path: "/api/v1/audit/checkpoints", anonymous: true, status: 401, code: "unauthorized" },
   // Authentication
   { name: "no Authorization header", anonymous: true, body: withField({}), status: 401, code: "unauthorized" },
   { name: "a Basic Authorization header", headers: { Authorization: "Basic YTpi" }, body: withField({}), status: 401, code: "unauthorized" },
@@ -181,6 +221,7 @@ describe("bad input answers 4xx with the error shape and stores nothing", () => 
 
     expect(await storedCounts()).toEqual({
       audit_entries: before.audit_entries + 1,
+      audit_checkpoints: 0,
       projects: before.projects + 1,
       environments: before.environments + 1,
     });
@@ -193,6 +234,7 @@ describe("bad input answers 4xx with the error shape and stores nothing", () => 
 async function storedCounts() {
   return {
     audit_entries: await countRows("audit_entries"),
+    audit_checkpoints: await countRows("audit_checkpoints"),
     projects: await countRows("projects"),
     environments: await countRows("environments"),
   };

@@ -6,6 +6,7 @@ declare global {
     interface Env extends FlaghookEnv {
       TEST_MIGRATIONS: D1Migration[];
       TEST_OPERATOR_AUTH_LIMITER: RateLimit;
+      MIGRATION_DB: D1Database;
     }
     interface GlobalProps {
       mainModule: typeof import("../src/index");

@@ -66,13 +66,19 @@ describe("POST /api/v1/events", () => {
   });
 
   it("records the author, project and environment in the audit-log-webhook data shape", async () => {
-    const { auth, orgId } = await createOrganisation();
+    const { auth, orgId, keyId } = await createOrganisation();
     const eventId = await ingest(auth, seedEvent);
     const entry = await entryOf(auth, eventId);
     expect(entry).toEqual({
-      id: expect.any(Number),
+      // The organisation's second entry: the first is its API key's creation.
+      id: 2,
+      seq: 2,
+      legacy_id: null,
       event_id: eventId,
       created_date: "2021-06-18T07:50:26.595298Z",
+      received_at: expect.stringMatching(/Z$/),
+      time_warning: "behind_receipt",
+      submitter: { type: "api_key", id: keyId, name: "ci" },
       log: "Flag state updated for feature: butter_bar",
       author: { id: 3, email: "user@domain.com", first_name: "Kyle", last_name: "Johnson" },
       // Flagsmith's EnvironmentSerializerLight names the environment's project by id.
@@ -317,9 +323,9 @@ describe("GET /api/v1/events/{event_id}", () => {
     await recorded(auth, eventId);
     const res = await call(`/api/v1/events/${eventId}/`, { headers: auth });
     expect(res.status).toBe(200);
-    const [row] = (await env.DB.prepare("select id from audit_entries where org_id = ? and event_id = ?").bind(orgId, eventId).all<{ id: number }>())
+    const [row] = (await env.DB.prepare("select seq from audit_entries where org_id = ? and event_id = ?").bind(orgId, eventId).all<{ seq: number }>())
       .results;
-    expect(await res.json()).toEqual({ event_id: eventId, status: "recorded", audit_entry_id: row.id, deliveries: [] });
+    expect(await res.json()).toEqual({ event_id: eventId, status: "recorded", audit_entry_id: row.seq, deliveries: [] });
   });
 
   it("answers 404 for another organisation's event and for made-up ids", async () => {

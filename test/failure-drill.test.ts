@@ -9,9 +9,9 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import worker from "../src/index";
 import { advanceClock, now, resetClock } from "../src/domain/clock";
-import type { DeliveryMessage } from "../src/delivery/consumer";
+import type { DeliveryMessage } from "../src/queues";
 import { sweep } from "../src/delivery/sweeper";
-import type { IngestMessage } from "../src/ingest/record";
+import type { IngestMessage } from "../src/queues";
 import { createOrganisation, mailbox, receiverUrl, scriptMailbox } from "./helpers";
 
 afterEach(() => resetClock());

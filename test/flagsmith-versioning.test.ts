@@ -66,7 +66,12 @@ describe("NEW_VERSION_PUBLISHED from Flagsmith", () => {
     const entry = await (await call(`/api/v1/audit/${status.audit_entry_id}`, { headers: org.auth })).json();
     expect(entry).toEqual({
       id: status.audit_entry_id,
+      seq: status.audit_entry_id,
+      legacy_id: null,
       event_id,
+      received_at: expect.any(String),
+      time_warning: null,
+      submitter: { type: "inbound_source", id: source.id, name: "Flagsmith" },
       created_date: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z$/),
       log: "New version published for feature: checkout_v2",
       author: { id: 7, email: "ana@example.com", first_name: "", last_name: "" },

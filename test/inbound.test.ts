@@ -202,8 +202,14 @@ describe("Flagsmith's audit log webhook, relayed", () => {
     const entry = await (await call(`/api/v1/audit/${status.audit_entry_id}/`, { headers: org.auth })).json();
     expect(entry).toEqual({
       id: status.audit_entry_id,
+      seq: status.audit_entry_id,
+      legacy_id: null,
       event_id: accepted.event_id,
       created_date: "2020-02-23T17:30:57.006318Z",
+      received_at: expect.stringMatching(/Z$/),
+      time_warning: "behind_receipt",
+      // Who sent it: the inbound source whose URL and secret it came with.
+      submitter: { type: "inbound_source", id: source.id, name: "Flagsmith" },
       log: "New Flag / Remote Config created: my_feature",
       author: { id: 3, email: "user@domain.com", first_name: "Kyle", last_name: "Johnson" },
       environment: null,

@@ -7,7 +7,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import worker from "../src/index";
 import { advanceClock, now, resetClock } from "../src/domain/clock";
-import type { DeliveryMessage } from "../src/delivery/consumer";
+import type { DeliveryMessage } from "../src/queues";
 import { RATE_WINDOW_MS } from "../src/delivery/rate-limit";
 import { call, countRows, createOrganisation, eventually, expectError, mailbox, receiverUrl, scriptMailbox } from "./helpers";
 

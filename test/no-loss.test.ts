@@ -5,7 +5,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import worker from "../src/index";
 import { advanceClock, resetClock } from "../src/domain/clock";
-import type { IngestMessage } from "../src/ingest/record";
+import type { IngestMessage } from "../src/queues";
 import { call, countRows, createOrganisation, eventually, mailbox, receiverUrl, recorded } from "./helpers";
 
 afterEach(() => resetClock());

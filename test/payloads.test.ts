@@ -168,8 +168,8 @@ describe("audit log webhook payload", () => {
       project: { id: 6, name: "Project name" },
       feature: { id: 6, name: "my_feature" },
     });
-    const fields = auditFields(1, event, event.occurred_at!);
-    const data = auditData({ ...fields, id: 101 });
+    const fields = auditFields(1, event, event.occurred_at!, false);
+    const data = auditData({ ...fields, seq: 101 });
     const [delivery] = planDeliveries({
       event,
       auditData: data,
@@ -311,8 +311,8 @@ describe("flaghook's own payloads, as Flagsmith's receivers read them", () => {
       feature: { id: 7168, name: "butter_bar" },
       new_state: { enabled: true },
     });
-    const fields = auditFields(1, event, event.occurred_at!);
-    const data = auditData({ ...fields, id: 101 });
+    const fields = auditFields(1, event, event.occurred_at!, false);
+    const data = auditData({ ...fields, seq: 101 });
     const expected = {
       id: 101,
       created_date: "2024-05-01T10:11:02Z",

@@ -332,6 +332,44 @@ describe("audit log page", () => {
     expect(second).not.toContain('rel="next"');
   });
 
+  it("shows who submitted an entry, when it was received and a claimed time far from it; filters by submitter", async () => {
+    const { browser, auth, keyId } = await signedIn();
+    const target = await ingest(auth, flagChange({ occurred_at: "2030-01-01T00:00:00Z" }));
+    const detail = await (await browser.get(`/ui/audit/${target.audit_entry_id}`)).text();
+    expect(detail).toContain(`<dd data-submitter="api_key">API key ci (${keyId})</dd>`);
+    expect(detail).toContain("<dt>Received</dt>");
+    expect(detail).toContain("claimed time is ahead of receipt");
+    const list = await (await browser.get("/ui/audit")).text();
+    expect(list).toContain("claimed future");
+    // The key's creation is the operator's; the event is the key's.
+    const operator = await (await browser.get("/ui/audit?submitter_type=operator")).text();
+    expect([...operator.matchAll(/data-entry="(\d+)"/g)].map((m) => Number(m[1]))).toEqual([1]);
+    const byKey = await (await browser.get(`/ui/audit?submitter=${keyId}`)).text();
+    expect([...byKey.matchAll(/data-entry="(\d+)"/g)].map((m) => Number(m[1]))).toEqual([target.audit_entry_id]);
+    expect(byKey).toMatch(/<option value="api_key">API key<\/option>/);
+  });
+
+  it("sends an entry's old global id to its page, within the session's organisation only", async () => {
+    const { browser, auth, orgId } = await signedIn();
+    const other = await signedIn("Other");
+    const target = await ingest(auth, flagChange());
+    await env.DB.prepare("update audit_entries set legacy_id = 31337 where org_id = ? and seq = ?").bind(orgId, target.audit_entry_id).run();
+    const res = await browser.get("/ui/audit/legacy/31337");
+    expect([res.status, res.headers.get("location")]).toEqual([303, `/ui/audit/${target.audit_entry_id}`]);
+    expect(await (await browser.get(`/ui/audit/${target.audit_entry_id}`)).text()).toContain("(formerly 31337)");
+    expect((await other.browser.get("/ui/audit/legacy/31337")).status).toBe(404);
+  });
+
+  it("audits webhook changes made on the pages as made by the session's API key", async () => {
+    const { browser, auth, keyId } = await signedIn();
+    await createHookThroughForm(browser);
+    const created = await eventually(async () => {
+      const { results } = (await (await call("/api/v1/audit/?related_object_type=WEBHOOK", { headers: auth })).json()) as { results: { submitter: unknown }[] };
+      return results[0];
+    });
+    expect(created.submitter).toEqual({ type: "api_key", id: keyId, name: "ci" });
+  });
+
   it("explains filters it cannot use on the page, with a 400", async () => {
     const { browser } = await signedIn();
     const res = await browser.get("/ui/audit?author=not%20an%20author&since=yesterday");

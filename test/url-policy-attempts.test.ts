@@ -8,7 +8,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import worker from "../src/index";
 import { advanceClock, resetClock } from "../src/domain/clock";
-import type { DeliveryMessage } from "../src/delivery/consumer";
+import type { DeliveryMessage } from "../src/queues";
 import { countRows, createOrganisation, expectError, mailbox, receiverUrl, scriptMailbox } from "./helpers";
 
 /** Production settings: private URLs refused, DNS answered by the test receiver's DoH endpoint. */

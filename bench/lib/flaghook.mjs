@@ -5,11 +5,16 @@ import { startWorker } from "./wrangler.mjs";
 
 export const ADMIN_TOKEN = "bench-admin-token";
 
-/** Vars every flaghook bench runs with: loopback receivers allowed, fixed operator token. */
-export const flaghookVars = () => ({
+/**
+ * Vars every flaghook bench runs with: loopback receivers allowed, fixed operator token, a
+ * checkpoint signing key (`sealing: false` leaves it out: the audit log is then not sealed).
+ */
+export const flaghookVars = ({ sealing = true } = {}) => ({
   ADMIN_TOKEN,
   SECRETS_KEY: randomBytes(32).toString("base64"),
   ALLOW_PRIVATE_WEBHOOK_URLS: "true",
+  AUDIT_LOG_ORIGIN: "flaghook.bench",
+  ...(sealing ? { AUDIT_SIGNING_KEY: randomBytes(32).toString("base64") } : {}),
 });
 
 export const PROJECT = { id: 12, name: "Flagsmith Website" };

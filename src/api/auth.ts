@@ -4,6 +4,7 @@ import { createMiddleware } from "hono/factory";
 import { now } from "../domain/clock";
 import { sha256Hex, timingSafeEqual } from "../domain/crypto";
 import { ApiError } from "../domain/errors";
+import { apiKeySubmitter, OPERATOR } from "../domain/provenance";
 import { database } from "../db/client";
 import { apiKeys } from "../db/schema";
 import { config } from "../env";
@@ -15,6 +16,7 @@ export const KEY_PATTERN = /^fh_([0-9a-z]{10})_([A-Za-z0-9_-]{43,})$/;
 
 interface CachedKey {
   id: string;
+  name: string;
   orgId: number;
   hash: string;
   revoked: boolean;
@@ -43,7 +45,7 @@ async function loadKey(db: D1Database, prefix: string, waitUntil: (p: Promise<un
     keyCache.delete(prefix);
     return null;
   }
-  const loaded = { id: row.id, orgId: row.orgId, hash: row.hash, revoked: row.revokedAt !== null, loadedAt: at };
+  const loaded = { id: row.id, name: row.name, orgId: row.orgId, hash: row.hash, revoked: row.revokedAt !== null, loadedAt: at };
   if (keyCache.size > 10_000) keyCache.clear();
   keyCache.set(prefix, loaded);
   if (!loaded.revoked && (row.lastUsedAt ?? 0) < at - 3_600_000) {
@@ -57,7 +59,7 @@ export async function organisationForKey(
   db: D1Database,
   key: string,
   waitUntil: (p: Promise<unknown>) => void,
-): Promise<{ orgId: number; keyId: string } | null> {
+): Promise<{ orgId: number; keyId: string; keyName: string } | null> {
   const match = KEY_PATTERN.exec(key);
   if (!match) return null;
   const prefix = match[1];
@@ -72,7 +74,7 @@ export async function organisationForKey(
     if (!cached) return null;
   }
   if (cached.revoked || !timingSafeEqual(await sha256Hex(key), cached.hash)) return null;
-  return { orgId: cached.orgId, keyId: cached.id };
+  return { orgId: cached.orgId, keyId: cached.id, keyName: cached.name };
 }
 
 /** `Api-Key <key>` (Flagsmith's header); `Bearer <key>` is accepted too for generic clients. */
@@ -98,6 +100,7 @@ export const requireOrganisation = createMiddleware<AppEnv>(async (c, next) => {
     throw unauthorized("invalid or revoked API key");
   }
   c.set("orgId", found.orgId);
+  c.set("submitter", apiKeySubmitter({ id: found.keyId, name: found.keyName }));
   await next();
 });
 
@@ -121,5 +124,6 @@ export const requireOperator = createMiddleware<AppEnv>(async (c, next) => {
         : "operator endpoints need Authorization: Bearer <ADMIN_TOKEN>",
     );
   }
+  c.set("submitter", OPERATOR);
   await next();
 });

@@ -1,11 +1,13 @@
 // Typed Bindings/Variables declared once, and the OpenAPIHono factory every resource uses.
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { ApiError } from "../domain/errors";
+import type { Submitter } from "../domain/provenance";
 import type { Env } from "../env";
 
 export interface AppEnv {
   Bindings: Env;
-  Variables: { orgId: number };
+  /** Set by the auth middleware: the caller's organisation, and who the caller is (provenance). */
+  Variables: { orgId: number; submitter: Submitter };
 }
 
 /** Request validation failures in the one error shape. */

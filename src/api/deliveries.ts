@@ -60,5 +60,5 @@ deliveryRoutes.openapi(
     request: { params: idParam },
     responses: { 202: json(Delivery, "Queued"), ...errorResponses, ...conflictResponse },
   }),
-  async (c) => c.json(await redeliver(c.env, c.get("orgId"), c.req.valid("param").id), 202),
+  async (c) => c.json(await redeliver(c.env, c.get("orgId"), c.req.valid("param").id, c.get("submitter")), 202),
 );

@@ -32,7 +32,7 @@ const EventStatus = z
   .object({
     event_id: z.string(),
     status: z.enum(["accepted", "recorded"]),
-    audit_entry_id: z.number().int().nullable(),
+    audit_entry_id: z.number().int().nullable().openapi({ description: "The audit entry's number (seq) in the organisation's log" }),
     deliveries: z.array(DeliverySummary),
   })
   .openapi("EventStatus");
@@ -65,9 +65,12 @@ eventRoutes.openapi(
   }),
   async (c) => {
     const event = c.req.valid("json");
-    const [accepted] = await acceptEvents(c.env, c.get("orgId"), [
-      { event, clientId: event.id ?? c.req.valid("header")["idempotency-key"] },
-    ]);
+    const [accepted] = await acceptEvents(
+      c.env,
+      c.get("orgId"),
+      [{ event, clientId: event.id ?? c.req.valid("header")["idempotency-key"] }],
+      c.get("submitter"),
+    );
     return c.json(accepted, 202);
   },
   (result) => {
@@ -95,6 +98,7 @@ eventRoutes.openapi(
       c.env,
       c.get("orgId"),
       events.map((event, i) => ({ event, clientId: event.id ?? (key ? `${key}#${i}` : undefined) })),
+      c.get("submitter"),
     );
     return c.json({ results }, 202);
   },
@@ -115,7 +119,7 @@ eventRoutes.openapi(
     const orgId = c.get("orgId");
     const db = database(c.env.DB);
     const [entry] = await db
-      .select({ id: auditEntries.id })
+      .select({ seq: auditEntries.seq })
       .from(auditEntries)
       .where(and(eq(auditEntries.orgId, orgId), eq(auditEntries.eventId, event_id)));
     // A FLAG_UPDATED / FLAG_DELETED relayed from Flagsmith is recorded without an audit entry.
@@ -138,7 +142,7 @@ eventRoutes.openapi(
       {
         event_id,
         status: "recorded" as const,
-        audit_entry_id: entry?.id ?? null,
+        audit_entry_id: entry?.seq ?? null,
         deliveries: rows.map((d) => ({
           id: d.id,
           webhook_id: d.webhookId,

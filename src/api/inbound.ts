@@ -17,6 +17,7 @@ import {
   relayKey,
 } from "../domain/flagsmith";
 import { isFlagsmithTestSample } from "../domain/flagsmith-samples";
+import { inboundSourceSubmitter } from "../domain/provenance";
 import { acceptEvents } from "../ingest/accept";
 import {
   createSource,
@@ -96,7 +97,7 @@ inboundSourceRoutes.openapi(
   async (c) => {
     const orgId = ownOrganisation(c);
     const input = (c.req.valid("json") ?? {}) as z.output<typeof InboundSourceCreate>;
-    return c.json(await createSource(c.env, orgId, input, new URL(c.req.url).origin), 201);
+    return c.json(await createSource(c.env, orgId, input, new URL(c.req.url).origin, c.get("submitter")), 201);
   },
 );
 
@@ -120,7 +121,7 @@ inboundSourceRoutes.openapi(
     request: { params: idParam },
     responses: { 200: json(InboundSource, "Revoked"), ...errorResponses },
   }),
-  async (c) => c.json(await revokeSource(c.env, ownOrganisation(c), c.req.valid("param").id), 200),
+  async (c) => c.json(await revokeSource(c.env, ownOrganisation(c), c.req.valid("param").id, c.get("submitter")), 200),
 );
 
 export const flagsmithInboundRoutes = resource();
@@ -210,9 +211,12 @@ flagsmithInboundRoutes.post("/:token", async (c) => {
   const own = flagsmithTimestamp(webhook);
   const outside = own && outsideReplayWindow(own.ms, now(), kept === null ? null : kept * 86_400_000);
   if (own && outside) throw new ApiError(400, "timestamp_out_of_range", `${own.field} ${outside}`, [{ field: own.field, message: outside }]);
-  const [accepted] = await acceptEvents(c.env, source.orgId, [
-    { event: relayedChangeEvent(source.id, webhook, query.environment ?? null), clientId: await relayKey(webhook) },
-  ]);
+  const [accepted] = await acceptEvents(
+    c.env,
+    source.orgId,
+    [{ event: relayedChangeEvent(source.id, webhook, query.environment ?? null), clientId: await relayKey(webhook) }],
+    inboundSourceSubmitter(source),
+  );
   c.executionCtx.waitUntil(markReceived(c.env, source).catch((err) => console.warn(`last_received_at not updated: ${String(err)}`)));
   return c.json(accepted, 202);
 });

@@ -8,7 +8,7 @@ import { base32, newId } from "../domain/ids";
 import { chunk } from "../domain/collections";
 import { database, runBatch, type Db, type Statement } from "../db/client";
 import { apiKeys, organisationAccess, organisations } from "../db/schema";
-import { recordSystemEvent } from "../ingest/accept";
+import { recordSystemEvent } from "../ingest/system-events";
 import { forgetKey, requireOperator } from "./auth";
 import { jsonBodyOnly } from "./json-body";
 import { resource } from "./context";
@@ -185,7 +185,7 @@ organisationRoutes.openapi(
     const after = (await accessOf(c.env.DB, [org])).get(org)!;
     const changes = [renamed ? `renamed from “${row.name}” to “${patch.name}”` : null, describeAccessChange(before, after) || null].filter(Boolean);
     if (changes.length) {
-      await recordSystemEvent(c.env, org, { log: `Organisation updated: ${changes.join("; ")}`, relatedType: "ORGANISATION" });
+      await recordSystemEvent(c.env, org, { log: `Organisation updated: ${changes.join("; ")}`, relatedType: "ORGANISATION" }, c.get("submitter"));
     }
     return c.json(orgOut({ ...row, name: patch.name ?? row.name }, after), 200);
   },
@@ -235,7 +235,7 @@ organisationRoutes.openapi(
       .insert(apiKeys)
       .values({ id: newId("key"), orgId: org, name, prefix, hash: await sha256Hex(key), createdAt: now() })
       .returning();
-    await recordSystemEvent(c.env, org, { log: `API key created: ${name}`, relatedType: "API_KEY", relatedUuid: row.id });
+    await recordSystemEvent(c.env, org, { log: `API key created: ${name}`, relatedType: "API_KEY", relatedUuid: row.id }, c.get("submitter"));
     return c.json({ ...keyOut(row), key }, 201);
   },
 );
@@ -276,7 +276,7 @@ organisationRoutes.openapi(
       .returning();
     if (!row) throw notFound("API key");
     forgetKey(row.prefix);
-    await recordSystemEvent(c.env, org, { log: `API key revoked: ${row.name}`, relatedType: "API_KEY", relatedUuid: row.id });
+    await recordSystemEvent(c.env, org, { log: `API key revoked: ${row.name}`, relatedType: "API_KEY", relatedUuid: row.id }, c.get("submitter"));
     return c.json(keyOut(row), 200);
   },
 );

@@ -130,7 +130,7 @@ export function webhookRoutes(scope: WebhookScope) {
         409: json(ErrorSchema, "limit_reached: the environment or the organisation has as many webhooks as allowed"),
       },
     }),
-    async (c) => c.json(await createWebhook(c.env, await ownerOf(c, scope), c.req.valid("json")), 201),
+    async (c) => c.json(await createWebhook(c.env, await ownerOf(c, scope), c.req.valid("json"), c.get("submitter")), 201),
   );
 
   routes.openapi(
@@ -147,13 +147,13 @@ export function webhookRoutes(scope: WebhookScope) {
       request: { params: idParam, body: jsonBody(WebhookUpdate) },
       responses: { 200: json(Webhook, "Updated"), ...errorResponses },
     }),
-    async (c) => c.json(await updateWebhook(c.env, await hook(c, c.req.valid("param").id), c.req.valid("json")), 200),
+    async (c) => c.json(await updateWebhook(c.env, await hook(c, c.req.valid("param").id), c.req.valid("json"), c.get("submitter")), 200),
   );
 
   routes.openapi(
     createRoute({ method: "delete", path: "/{id}", tags, security, request: { params: idParam }, responses: { 204: { description: "Deleted, with its deliveries" }, ...errorResponses } }),
     async (c) => {
-      await deleteWebhook(c.env, await hook(c, c.req.valid("param").id));
+      await deleteWebhook(c.env, await hook(c, c.req.valid("param").id), c.get("submitter"));
       return c.body(null, 204);
     },
   );
@@ -186,7 +186,7 @@ export function webhookRoutes(scope: WebhookScope) {
     }),
     async (c) => {
       const body = (c.req.valid("json") ?? {}) as { secret?: string; staged?: boolean };
-      return c.json(await rotateSecret(c.env, await hook(c, c.req.valid("param").id), body), 200);
+      return c.json(await rotateSecret(c.env, await hook(c, c.req.valid("param").id), body, c.get("submitter")), 200);
     },
   );
 
@@ -200,7 +200,7 @@ export function webhookRoutes(scope: WebhookScope) {
       request: { params: idParam },
       responses: { 200: json(Webhook, "Switched"), ...errorResponses },
     }),
-    async (c) => c.json(await confirmSecret(c.env, await hook(c, c.req.valid("param").id)), 200),
+    async (c) => c.json(await confirmSecret(c.env, await hook(c, c.req.valid("param").id), c.get("submitter")), 200),
   );
 
   routes.openapi(
@@ -253,7 +253,7 @@ export function webhookRoutes(scope: WebhookScope) {
     }),
     async (c) => {
       const webhook = await hook(c, c.req.valid("param").id);
-      return c.json(await recover(c.env, webhook.id, Date.parse(c.req.valid("json").since)), 202);
+      return c.json(await recover(c.env, webhook.id, Date.parse(c.req.valid("json").since), c.get("submitter")), 202);
     },
   );
 

@@ -1,5 +1,6 @@
 // Reading the audit log: every filter of SPEC 6 as one WHERE clause, keyset pages newest first.
 import { and, desc, eq, gte, inArray, lte, or, sql, type SQL } from "drizzle-orm";
+import type { SubmitterType } from "../domain/provenance";
 import { auditEntries, type AuditEntryRow } from "./schema";
 import type { Db } from "./client";
 
@@ -10,11 +11,13 @@ export interface AuditFilters {
   related_object_type?: string;
   author?: string;
   is_system_event?: boolean;
+  submitter_type?: SubmitterType;
+  submitter?: string;
   since?: string;
   until?: string;
 }
 
-/** Position after the last row of a page: (created_date, id) of that row. */
+/** Position after the last row of a page: (sort_time, seq) of that row. */
 export type AuditCursor = [string, number];
 
 export function auditWhere(orgId: number, f: AuditFilters, after?: AuditCursor): SQL {
@@ -27,13 +30,16 @@ export function auditWhere(orgId: number, f: AuditFilters, after?: AuditCursor):
   if (f.author) {
     conditions.push(/^\d+$/.test(f.author) ? eq(t.authorId, Number(f.author)) : eq(t.authorEmail, f.author.toLowerCase()));
   }
-  if (f.since) conditions.push(gte(t.createdDate, f.since));
-  if (f.until) conditions.push(lte(t.createdDate, f.until));
+  if (f.submitter_type) conditions.push(eq(t.submitterType, f.submitter_type));
+  if (f.submitter) conditions.push(eq(t.submitterId, f.submitter));
+  // The list's time: created_date, but never later than receipt (a claimed future sorts at receipt).
+  if (f.since) conditions.push(gte(t.sortTime, f.since));
+  if (f.until) conditions.push(lte(t.sortTime, f.until));
   if (f.search) {
     // instr, not LIKE: D1 refuses LIKE patterns over 50 bytes, and a search may be 256 characters.
     conditions.push(sql`instr(${t.searchText}, ${f.search.toLowerCase()}) > 0`);
   }
-  if (after) conditions.push(or(sql`${t.createdDate} < ${after[0]}`, and(eq(t.createdDate, after[0]), sql`${t.id} < ${after[1]}`)));
+  if (after) conditions.push(or(sql`${t.sortTime} < ${after[0]}`, and(eq(t.sortTime, after[0]), sql`${t.seq} < ${after[1]}`)));
   return and(...conditions)!;
 }
 
@@ -48,18 +54,27 @@ export async function listAudit(
     .select()
     .from(auditEntries)
     .where(auditWhere(orgId, filters, after))
-    .orderBy(desc(auditEntries.createdDate), desc(auditEntries.id))
+    .orderBy(desc(auditEntries.sortTime), desc(auditEntries.seq))
     .limit(limit + 1);
   const page = rows.slice(0, limit);
   const last = page.at(-1);
-  return { rows: page, next: rows.length > limit && last ? [last.createdDate, last.id] : null };
+  return { rows: page, next: rows.length > limit && last ? [last.sortTime, last.seq] : null };
 }
 
-/** One entry of the organisation, or undefined (another organisation's entries are not found). */
-export async function findAuditEntry(db: Db, orgId: number, id: number): Promise<AuditEntryRow | undefined> {
+/** One entry of the organisation by its number, or undefined (another organisation's entries are not found). */
+export async function findAuditEntry(db: Db, orgId: number, seq: number): Promise<AuditEntryRow | undefined> {
   const [row] = await db
     .select()
     .from(auditEntries)
-    .where(and(eq(auditEntries.orgId, orgId), eq(auditEntries.id, id)));
+    .where(and(eq(auditEntries.orgId, orgId), eq(auditEntries.seq, seq)));
   return row;
+}
+
+/** The number an entry recorded before per-organisation numbers has now, from its old global id. */
+export async function seqOfLegacyId(db: Db, orgId: number, legacyId: number): Promise<number | undefined> {
+  const [row] = await db
+    .select({ seq: auditEntries.seq })
+    .from(auditEntries)
+    .where(and(eq(auditEntries.orgId, orgId), eq(auditEntries.legacyId, legacyId)));
+  return row?.seq;
 }

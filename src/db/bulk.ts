@@ -14,20 +14,28 @@ const MAX_JSON_CHARS = 500_000;
 
 /**
  * INSERT … ON CONFLICT DO NOTHING of `rows` (values in the order of `columns`), a statement per
- * 500 KB of JSON. `expressions` may replace a column's `value ->> i` with SQL over it (as text).
+ * 500 KB of JSON. `expressions` may replace a column's `value ->> i` with SQL over it (as text), and
+ * over `key`, the row's position in its statement; `where` (SQL over `value`) skips rows. With
+ * `onConflict: "fail"`, a row breaking a unique index fails the statement instead of being skipped.
  */
 export function insertRows(
   table: SQLiteTable,
   columns: readonly Column[],
   rows: readonly unknown[][],
-  options: { expressions?: Partial<Record<string, string>>; returning?: readonly Column[] } = {},
+  options: {
+    expressions?: Partial<Record<string, string>>;
+    returning?: readonly Column[];
+    where?: string;
+    onConflict?: "nothing" | "fail";
+  } = {},
 ): SQL[] {
   if (!rows.length) return [];
   const names = columns.map((c) => `"${c.name}"`).join(", ");
   const values = columns.map((c, i) => options.expressions?.[c.name] ?? `value ->> ${i}`).join(", ");
   const returning = options.returning ? ` returning ${options.returning.map((c) => `"${c.name}"`).join(", ")}` : "";
   const head = sql.raw(`insert into "${getTableConfig(table).name}" (${names}) select ${values} from json_each(`);
-  const tail = sql.raw(`) where true on conflict do nothing${returning}`);
+  const onConflict = options.onConflict === "fail" ? "" : " on conflict do nothing";
+  const tail = sql.raw(`) where ${options.where ?? "true"}${onConflict}${returning}`);
   const statements: SQL[] = [];
   let part: string[] = [];
   let size = 0;

@@ -1,6 +1,6 @@
 // The one source of truth for flaghook's tables; `npm run db:generate` turns it into migrations/.
 import { sql } from "drizzle-orm";
-import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { blob, index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { WEBHOOK_EVENT_TYPES } from "../domain/fanout";
 
 /** Milliseconds since the epoch; every timestamp column uses it except audit `created_date`. */
@@ -88,6 +88,7 @@ export const environments = sqliteTable(
 );
 
 /**
+/**
  * Features named by events, for what payloads need and an event may leave out: Flagsmith always
  * sends feature.created_date, so when no event gave it, it is the first time flaghook saw the feature.
  */
@@ -106,12 +107,19 @@ export const features = sqliteTable(
   (t) => [primaryKey({ columns: [t.orgId, t.id] })],
 );
 
-/** Append-only: rows are inserted by the recorder and only `fanned_out` ever changes. */
+/**
+ * Append-only: rows are inserted by the recorder and only `fanned_out` ever changes. `id` is internal;
+ * the API names an entry by its `seq` within the organisation (its position in the Merkle log).
+ */
 export const auditEntries = sqliteTable(
   "audit_entries",
   {
     id: integer("id").primaryKey({ autoIncrement: true }),
     orgId: integer("org_id").notNull(),
+    /** 1, 2, 3 ... per organisation, gapless, assigned in the insert itself (src/ingest/record.ts). */
+    seq: integer("seq").notNull().default(0),
+    /** The global id an entry recorded before per-organisation numbers had (old URLs redirect). */
+    legacyId: integer("legacy_id"),
     eventId: text("event_id").notNull(),
     type: text("type").notNull(),
     createdDate: text("created_date").notNull(), // Flagsmith's microsecond ISO string; sorts as text
@@ -134,21 +142,63 @@ export const auditEntries = sqliteTable(
     relatedObjectUuid: text("related_object_uuid"),
     isSystemEvent: integer("is_system_event", { mode: "boolean" }).notNull(),
     event: text("event").notNull(), // the accepted change event, JSON, for details and fan-out
+    /** Who submitted it (domain/provenance.ts), as flaghook authenticated them; null before provenance was kept. */
+    submitterType: text("submitter_type"),
+    submitterId: text("submitter_id"),
+    submitterName: text("submitter_name"),
     receivedAt: ms("received_at").notNull(),
+    /** The list order: created_date, but never later than receipt (a claimed future cannot pin an entry on top). */
+    sortTime: text("sort_time").notNull().default(""),
     recordedAt: ms("recorded_at").notNull(),
     fannedOut: integer("fanned_out", { mode: "boolean" }).notNull().default(false),
   },
   (t) => [
     uniqueIndex("audit_event").on(t.orgId, t.eventId),
-    index("audit_org_time").on(t.orgId, t.createdDate, t.id),
-    index("audit_project_time").on(t.orgId, t.projectId, t.createdDate, t.id),
-    index("audit_environment_time").on(t.orgId, t.environmentId, t.createdDate, t.id),
-    index("audit_type_time").on(t.orgId, t.relatedObjectType, t.createdDate, t.id),
-    index("audit_author_time").on(t.orgId, t.authorId, t.createdDate, t.id),
-    index("audit_author_email_time").on(t.orgId, t.authorEmail, t.createdDate, t.id),
-    index("audit_system_time").on(t.orgId, t.isSystemEvent, t.createdDate, t.id),
+    uniqueIndex("audit_seq").on(t.orgId, t.seq),
+    index("audit_legacy").on(t.orgId, t.legacyId).where(sql`legacy_id is not null`),
+    // Every list filter pages newest first by (sort_time, seq) within the organisation.
+    index("audit_org_time").on(t.orgId, t.sortTime, t.seq),
+    index("audit_project_time").on(t.orgId, t.projectId, t.sortTime, t.seq),
+    index("audit_environment_time").on(t.orgId, t.environmentId, t.sortTime, t.seq),
+    index("audit_type_time").on(t.orgId, t.relatedObjectType, t.sortTime, t.seq),
+    index("audit_author_time").on(t.orgId, t.authorId, t.sortTime, t.seq),
+    index("audit_author_email_time").on(t.orgId, t.authorEmail, t.sortTime, t.seq),
+    index("audit_system_time").on(t.orgId, t.isSystemEvent, t.sortTime, t.seq),
+    index("audit_submitter_type_time").on(t.orgId, t.submitterType, t.sortTime, t.seq),
+    index("audit_submitter_time").on(t.orgId, t.submitterId, t.sortTime, t.seq),
     index("audit_not_fanned_out").on(t.recordedAt).where(sql`fanned_out = 0`),
   ],
+);
+
+/**
+ * The organisation's Merkle tree as C2SP tlog-tiles store it: tile (level L, index N) holds up to 256
+ * hashes of the tree's nodes at height 8L, indexes 256N..256N+255, concatenated. Level 0 holds leaf
+ * hashes. A proof reads a few tiles, never the leaves. Written by sealing (src/audit/seal.ts); a tile
+ * only ever grows.
+ */
+export const auditTiles = sqliteTable(
+  "audit_tiles",
+  {
+    orgId: integer("org_id").notNull(),
+    level: integer("level").notNull(),
+    idx: integer("idx").notNull(),
+    hashes: blob("hashes").notNull(), // raw bytes, 32 per hash; read and written with raw SQL
+  },
+  (t) => [primaryKey({ columns: [t.orgId, t.level, t.idx] })],
+);
+
+/** Signed tree heads (C2SP tlog-checkpoint notes), one per seal of an organisation's log. */
+export const auditCheckpoints = sqliteTable(
+  "audit_checkpoints",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    orgId: integer("org_id").notNull(),
+    treeSize: integer("tree_size").notNull(),
+    rootHash: text("root_hash").notNull(), // base64
+    note: text("note").notNull(), // the whole signed note
+    createdAt: ms("created_at").notNull(),
+  },
+  (t) => [index("audit_checkpoints_org").on(t.orgId, t.id), index("audit_checkpoints_size").on(t.orgId, t.treeSize, t.id)],
 );
 
 export const webhooks = sqliteTable(
@@ -263,6 +313,7 @@ export const relayedEvents = sqliteTable(
 );
 
 export type AuditEntryRow = typeof auditEntries.$inferSelect;
+export type AuditCheckpointRow = typeof auditCheckpoints.$inferSelect;
 export type WebhookRow = typeof webhooks.$inferSelect;
 export type DeliveryRow = typeof deliveries.$inferSelect;
 export type AttemptRow = typeof attempts.$inferSelect;

@@ -8,25 +8,13 @@ import { inJson, insertRows } from "../db/bulk";
 import { database, runBatch, type Db, type Statement } from "../db/client";
 import { attempts, deliveries, webhooks, type DeliveryRow, type WebhookRow } from "../db/schema";
 import { config, type Env } from "../env";
-import { recordSystemEvent } from "../ingest/accept";
-import { enqueueDeliveries } from "./enqueue";
+import { recordSystemEvent } from "../ingest/system-events";
+import { enqueueDeliveries, type DeliveryRef } from "../queues";
 import { grantAttempts, nextWindowAt } from "./rate-limit";
 import { decryptSecret } from "./secrets";
 import { refusedAttempt, sendAttempt, type AttemptResult } from "./send";
 import { signatureHeaders, type SigningSecrets } from "./sign";
 import { urlPolicyRefusal } from "./url-check";
-
-/** One attempt of one delivery to make. */
-export interface DeliveryRef {
-  id: string;
-  /** attempt_count the delivery had when this was queued; any other value marks a duplicate. */
-  attempt: number;
-}
-
-/** A delivery queue message: the attempts fan-out or a retry made due at the same time. */
-export interface DeliveryMessage {
-  deliveries: DeliveryRef[];
-}
 
 /** The attempt columns written, in the order of the rows `settle` builds. */
 const attemptColumns: Column[] = [

@@ -6,7 +6,7 @@ import { database } from "../db/client";
 import { attempts, auditEntries, deliveries, relayedEvents, uiSessions } from "../db/schema";
 import { config, type Env } from "../env";
 import { fanOutEntries, fanOutEntry } from "../ingest/record";
-import { enqueueDeliveries } from "./enqueue";
+import { enqueueDeliveries } from "../queues";
 
 /** A pending delivery this overdue has lost its queue message (or its worker). */
 const OVERDUE_MS = 120_000;

@@ -1,7 +1,9 @@
 // Audit entries: Flagsmith's log strings, related objects, and the AUDIT_LOG_CREATED `data` shape.
+import { isoMicro } from "./clock";
 import type { ChangeEvent } from "./event";
 import { relayedSystemEvent, relayedVersion } from "./flagsmith";
 import { drfDateTime } from "./payload";
+import type { Submitter } from "./provenance";
 
 /** Flagsmith's exact audit log message for each event type (SPEC 3). */
 export function auditLog(event: ChangeEvent): string {
@@ -76,8 +78,13 @@ export function relatedObject(event: ChangeEvent): RelatedObject {
   }
 }
 
-/** A system event has neither a person nor an API key behind it; a relayed one is what Flagsmith says. */
-export const isSystemEvent = (event: ChangeEvent) => relayedSystemEvent(event) ?? (event.author == null && !event.api_key_name);
+/**
+ * System events are flaghook's own entries (`system`, set only by src/ingest/system-events.ts); a
+ * relayed Flagsmith audit log keeps Flagsmith's own flag. `system` is undefined only for messages
+ * queued before flaghook recorded provenance, which followed the rule of then (no author, no key name).
+ */
+export const isSystemEvent = (event: ChangeEvent, system: boolean | undefined) =>
+  relayedSystemEvent(event) ?? system ?? (event.author == null && !event.api_key_name);
 
 /** The author as Flagsmith serialises it: all four keys (and any others the event gave, e.g. uuid, last_login), or null. */
 export function authorData(event: ChangeEvent) {
@@ -105,7 +112,7 @@ export function scopeExtras(event: ChangeEvent): string | null {
 }
 
 /** The stored columns an audit entry needs, besides its id and bookkeeping. */
-export function auditFields(orgId: number, event: ChangeEvent, createdDate: string) {
+export function auditFields(orgId: number, event: ChangeEvent, createdDate: string, system: boolean | undefined) {
   const related = relatedObject(event);
   const authorJson = authorData(event);
   const log = auditLog(event);
@@ -128,12 +135,13 @@ export function auditFields(orgId: number, event: ChangeEvent, createdDate: stri
     relatedObjectId: related.id,
     relatedObjectType: related.type,
     relatedObjectUuid: related.uuid,
-    isSystemEvent: isSystemEvent(event),
+    isSystemEvent: isSystemEvent(event, system),
   };
 }
 
 export interface StoredAuditEntry {
-  id: number;
+  /** The entry's number within its organisation: its id in the API and in AUDIT_LOG_CREATED. */
+  seq: number;
   orgId: number;
   createdDate: string;
   log: string;
@@ -170,7 +178,7 @@ export function auditData(entry: StoredAuditEntry) {
           ...(entry.projectId != null ? { project: entry.projectId } : {}),
         };
   return {
-    id: entry.id,
+    id: entry.seq,
     created_date: drfDateTime(entry.createdDate),
     log: entry.log,
     author: entry.author ? JSON.parse(entry.author) : null,
@@ -182,6 +190,35 @@ export function auditData(entry: StoredAuditEntry) {
     related_object_uuid: entry.relatedObjectUuid,
     is_system_event: entry.isSystemEvent,
   };
+}
+
+/** Where an entry sorts newest first: the time its source claims, but never later than its receipt. */
+export function sortTime(createdDate: string, receivedAt: number): string {
+  const received = isoMicro(receivedAt);
+  return createdDate < received ? createdDate : received;
+}
+
+export interface TimeLimits {
+  /** How far ahead of receipt a claimed time may be before it is marked. */
+  maxFutureMs: number;
+  /** How far behind receipt a claimed time may be before it is marked. */
+  maxPastMs: number;
+}
+
+export type TimeWarning = "ahead_of_receipt" | "behind_receipt";
+
+/** A claimed time far from receipt is kept, and marked. */
+export function timeWarning(createdDate: string, receivedAt: number, limits: TimeLimits): TimeWarning | null {
+  const claimed = Date.parse(`${createdDate.slice(0, 23)}Z`);
+  if (claimed - receivedAt > limits.maxFutureMs) return "ahead_of_receipt";
+  if (receivedAt - claimed > limits.maxPastMs) return "behind_receipt";
+  return null;
+}
+
+/** The submitter as the API shows it, from its stored columns. */
+export function submitterOf(row: { submitterType: string | null; submitterId: string | null; submitterName: string | null }): Submitter | null {
+  if (!row.submitterType) return null;
+  return { type: row.submitterType as Submitter["type"], id: row.submitterId, name: row.submitterName };
 }
 
 export type ChangeType = "CREATE" | "UPDATE" | "DELETE";

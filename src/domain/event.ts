@@ -2,6 +2,7 @@
 import { z } from "@hono/zod-openapi";
 import { normaliseTimestamp } from "./clock";
 import type { RelayedWebhook } from "./flagsmith";
+import { isReservedType, RESERVED_RELATED_TYPES } from "./provenance";
 
 export const EVENT_TYPES = [
   "FEATURE_CREATED",
@@ -59,6 +60,8 @@ export const flagState = z.object({
   multivariate_feature_state_values: z.array(multivariateValue).max(1000).optional(),
 });
 
+const reservedMessage = `${RESERVED_RELATED_TYPES.join(", ")} are reserved for flaghook's own system events`;
+
 export const changeEvent = z
   .strictObject({
     id: z.string().min(1).max(128).optional(),
@@ -102,6 +105,10 @@ export const changeEvent = z
       if (event[field] == null) {
         ctx.addIssue({ code: "custom", path: [field], message: `${field} is required for ${event.type} events` });
       }
+    }
+    // Only flaghook writes entries about its own objects (src/ingest/system-events.ts).
+    if (isReservedType(event.related_object?.type)) {
+      ctx.addIssue({ code: "custom", path: ["related_object", "type"], message: reservedMessage });
     }
   })
   .openapi("ChangeEvent");

@@ -6,15 +6,25 @@ import { auditLogPayload, flagEventType, flagPayload, type ChangedByFormat } fro
 export type WebhookScope = "organisation" | "environment";
 
 /** Every event a webhook can receive; the deliveries table's event_type takes these values. */
-export const WEBHOOK_EVENT_TYPES = ["AUDIT_LOG_CREATED", "FLAG_UPDATED", "FLAG_DELETED", "NEW_VERSION_PUBLISHED"] as const;
+export const WEBHOOK_EVENT_TYPES = [
+  "AUDIT_LOG_CREATED",
+  "FLAG_UPDATED",
+  "FLAG_DELETED",
+  "NEW_VERSION_PUBLISHED",
+  "AUDIT_CHECKPOINT",
+  "AUDIT_VERIFICATION_FAILED",
+] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
+
+/** flaghook's own events about an organisation's signed audit log (src/audit/). */
+export type AuditLogEventType = Extract<WebhookEventType, "AUDIT_CHECKPOINT" | "AUDIT_VERIFICATION_FAILED">;
 
 /**
  * What each scope may subscribe to. Flagsmith sends NEW_VERSION_PUBLISHED to environment webhooks
  * only (api/features/versioning/tasks.py); an organisation webhook may still choose it here.
  */
 export const SCOPE_EVENT_TYPES: Record<WebhookScope, readonly WebhookEventType[]> = {
-  organisation: ["AUDIT_LOG_CREATED", "FLAG_UPDATED", "FLAG_DELETED", "NEW_VERSION_PUBLISHED"],
+  organisation: ["AUDIT_LOG_CREATED", "FLAG_UPDATED", "FLAG_DELETED", "NEW_VERSION_PUBLISHED", "AUDIT_CHECKPOINT", "AUDIT_VERIFICATION_FAILED"],
   environment: ["FLAG_UPDATED", "FLAG_DELETED", "NEW_VERSION_PUBLISHED"],
 };
 
@@ -117,4 +127,11 @@ export function planRelayed(event: ChangeEvent, webhooks: readonly Subscriber[])
   return webhooks
     .filter((w) => subscribes(w, eventType) && (w.scope === "organisation" || (environmentId !== null && w.environmentId === environmentId)))
     .map((w) => ({ webhookId: w.id, eventType, environmentId, payload }));
+}
+
+/** An event about the organisation's audit log itself: to its organisation webhooks that subscribe to it. */
+export function planOrganisationEvent(eventType: AuditLogEventType, payload: string, webhooks: readonly Subscriber[]): PlannedDelivery[] {
+  return webhooks
+    .filter((w) => w.scope === "organisation" && subscribes(w, eventType))
+    .map((w) => ({ webhookId: w.id, eventType, environmentId: null, payload }));
 }

@@ -6,6 +6,7 @@ import { hex, hmac, hmacKey, sha256Hex, timingSafeEqual, utf8 } from "./crypto";
 import type { ChangeEvent, EventType } from "./event";
 import type { WebhookEventType } from "./fanout";
 import { sortedJson } from "./payload";
+import { isReservedType, RESERVED_RELATED_TYPES } from "./provenance";
 import { flagsmithVersionData, publishedVersion, versionPublishedLog } from "./versioning";
 
 const id = z.number().int().nonnegative();
@@ -34,7 +35,10 @@ export const flagsmithAuditData = z
     environment: environment.nullable().optional(),
     project: project.nullable().optional(),
     related_object_id: id.nullable().optional(),
-    related_object_type: text.nullable().optional(),
+    related_object_type: text
+      .nullable()
+      .optional()
+      .refine((t) => !isReservedType(t), `${RESERVED_RELATED_TYPES.join(", ")} are reserved for flaghook's own system events`),
     related_object_uuid: text.nullable().optional(),
     is_system_event: z.boolean().optional(),
   })

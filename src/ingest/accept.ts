@@ -1,13 +1,13 @@
 // Acceptance: an event is accepted once it is durable, in the ingest queue or, when the queue
 // refuses it (too large, or the send fails), written straight to D1. Nothing else runs at ingest.
-import { authorOf, type Actor } from "../domain/actor";
 import { now } from "../domain/clock";
 import { ApiError } from "../domain/errors";
 import type { ChangeEvent } from "../domain/event";
-import type { WebhookRow } from "../db/schema";
+import type { Submitter } from "../domain/provenance";
 import { config, type Env } from "../env";
+import type { IngestMessage } from "../queues";
 import { eventIdFor } from "./event-id";
-import { recordEvents, type IngestMessage } from "./record";
+import { recordEvents } from "./record";
 
 /** Queue messages may be 128 KB; leave room for the envelope. */
 const MAX_MESSAGE_BYTES = 120_000;
@@ -30,10 +30,16 @@ export interface Accepted {
   status: "accepted";
 }
 
+/**
+ * The one way into the audit log. `submitter` is who sent the events, as flaghook authenticated
+ * them (never what a body claims); `system` marks flaghook's own entries (ingest/system-events.ts).
+ */
 export async function acceptEvents(
   env: Env,
   orgId: number,
   items: readonly { event: ChangeEvent; clientId?: string }[],
+  submitter: Submitter,
+  options: { system?: boolean } = {},
 ): Promise<Accepted[]> {
   const secretsKey = config(env).secretsKey;
   if (!secretsKey) throw new ApiError(500, "server_misconfigured", "SECRETS_KEY is not set on this deployment");
@@ -56,6 +62,8 @@ export async function acceptEvents(
       eventId: await eventIdFor(secretsKey, orgId, clientId ?? event.id),
       receivedAt,
       event,
+      submitter,
+      ...(options.system ? { system: true } : {}),
     })),
   );
   await makeDurable(env, messages);
@@ -99,27 +107,4 @@ async function makeDurable(env: Env, messages: IngestMessage[]): Promise<void> {
       throw new ApiError(503, "unavailable", "could not store the event durably; retry the request", []);
     }
   }
-}
-
-/**
- * Audits a change of flaghook's own objects (webhooks, keys). Made by a person in the admin pages
- * (`actor`), the entry names them as its author; otherwise it is a system event of the organisation.
- */
-export async function recordSystemEvent(
-  env: Env,
-  orgId: number,
-  change: { log: string; webhook?: Pick<WebhookRow, "id" | "environmentId">; relatedType?: string; relatedUuid?: string; actor?: Actor },
-): Promise<void> {
-  const event: ChangeEvent = {
-    type: "CUSTOM",
-    log: change.log,
-    author: change.actor ? authorOf(change.actor) : null,
-    environment: change.webhook?.environmentId != null ? { id: change.webhook.environmentId } : null,
-    related_object: {
-      type: change.relatedType ?? "WEBHOOK",
-      id: null,
-      uuid: change.webhook?.id ?? change.relatedUuid ?? null,
-    },
-  };
-  await acceptEvents(env, orgId, [{ event }]);
 }

@@ -1,7 +1,8 @@
 // The ingest queue consumer: records a whole batch at once; if that fails, one message at a time,
 // so one bad message cannot hold the others back. Failures are retried by the queue.
 import type { Env } from "../env";
-import { recordEvents, type IngestMessage } from "./record";
+import type { IngestMessage } from "../queues";
+import { recordEvents } from "./record";
 
 export async function recordBatch(env: Env, batch: MessageBatch<IngestMessage>): Promise<void> {
   try {

@@ -1,27 +1,18 @@
 // Turns accepted change events into audit entries and deliveries. Used by the ingest queue
 // consumer, by ingest itself when the queue refuses a message, and by the sweeper.
 import { and, eq, inArray, sql, type Column } from "drizzle-orm";
-import { auditData, auditFields, type StoredAuditEntry } from "../domain/audit";
+import { auditData, auditFields, sortTime, type StoredAuditEntry } from "../domain/audit";
 import { isoMicro, now } from "../domain/clock";
 import { groupBy } from "../domain/collections";
-import { sha256 } from "../domain/crypto";
-import { base32 } from "../domain/ids";
 import type { ChangeEvent } from "../domain/event";
-import { planDeliveries, planRelayed, type PlannedDelivery, type Subscriber, type WebhookEventType } from "../domain/fanout";
+import { planDeliveries, planRelayed } from "../domain/fanout";
 import { flagEventType } from "../domain/payload";
 import { inJson, insertRows } from "../db/bulk";
 import { database, runBatch, type Db, type Statement } from "../db/client";
-import { auditEntries, deliveries, environments, features, projects, relayedEvents, webhooks, type AuditEntryRow } from "../db/schema";
-import { enqueueDeliveries } from "../delivery/enqueue";
+import { deliveryId, deliveryRow, enabledWebhooks, insertDeliveries } from "../db/deliveries";
+import { auditEntries, environments, features, projects, relayedEvents, type AuditEntryRow } from "../db/schema";
 import type { Env } from "../env";
-
-export interface IngestMessage {
-  orgId: number;
-  eventId: string;
-  /** Receipt time in ms; the default `created_date`. */
-  receivedAt: number;
-  event: ChangeEvent;
-}
+import { enqueueDeliveries, type IngestMessage } from "../queues";
 
 /** Flagsmith's own FLAG_UPDATED / FLAG_DELETED: relayed, not audited (its AUDIT_LOG_CREATED is the entry). */
 const isRelayedFlagEvent = (m: IngestMessage) => m.event.relayed?.event_type === "FLAG_UPDATED" || m.event.relayed?.event_type === "FLAG_DELETED";
@@ -138,11 +129,12 @@ function featureUpserts(db: Db, messages: readonly IngestMessage[], at: number):
   );
 }
 
-/** What fan-out needs of an audit entry: its stored fields and the event it records. */
-export type FanOutEntry = StoredAuditEntry & { eventId: string; event: ChangeEvent };
+/** What fan-out needs of an audit entry: its stored fields (and internal id) and the event it records. */
+export type FanOutEntry = StoredAuditEntry & { id: number; eventId: string; event: ChangeEvent };
 
 const fanOutColumns = {
   id: auditEntries.id,
+  seq: auditEntries.seq,
   orgId: auditEntries.orgId,
   eventId: auditEntries.eventId,
   createdDate: auditEntries.createdDate,
@@ -163,38 +155,51 @@ const fanOutColumns = {
 /** A stored entry as fan-out takes it (the sweeper's stranded entries). */
 export const fanOutEntry = (row: AuditEntryRow): FanOutEntry => ({ ...row, event: JSON.parse(row.event) as ChangeEvent });
 
-/** The audit columns an insert writes, in the order of `auditEntryRow`. */
+/** The audit columns an insert writes, in the order of `auditEntryRow` (seq last: computed in SQL). */
 const auditInsertColumns: Column[] = [
   auditEntries.orgId, auditEntries.eventId, auditEntries.type, auditEntries.createdDate, auditEntries.log,
   auditEntries.searchText, auditEntries.authorId, auditEntries.authorEmail, auditEntries.author, auditEntries.apiKeyName,
   auditEntries.projectId, auditEntries.projectName, auditEntries.environmentId, auditEntries.environmentName,
   auditEntries.environmentApiKey, auditEntries.scopeExtras, auditEntries.relatedObjectId, auditEntries.relatedObjectType, auditEntries.relatedObjectUuid, auditEntries.isSystemEvent,
-  auditEntries.event, auditEntries.receivedAt, auditEntries.recordedAt,
+  auditEntries.event, auditEntries.submitterType, auditEntries.submitterId, auditEntries.submitterName,
+  auditEntries.receivedAt, auditEntries.sortTime, auditEntries.recordedAt, auditEntries.seq,
 ];
 const position = (column: Column) => auditInsertColumns.indexOf(column);
+const orgOf = `value ->> ${position(auditEntries.orgId)}`;
 
-/** Names the event left out come from what earlier events said about the project/environment. */
-const auditNameLookups = {
-  project_name: `coalesce(value ->> ${position(auditEntries.projectName)}, (select name from projects where org_id = value ->> ${position(auditEntries.orgId)} and id = value ->> ${position(auditEntries.projectId)}))`,
-  environment_name: `coalesce(value ->> ${position(auditEntries.environmentName)}, (select name from environments where org_id = value ->> ${position(auditEntries.orgId)} and id = value ->> ${position(auditEntries.environmentId)}))`,
-  environment_api_key: `coalesce(value ->> ${position(auditEntries.environmentApiKey)}, (select api_key from environments where org_id = value ->> ${position(auditEntries.orgId)} and id = value ->> ${position(auditEntries.environmentId)}))`,
+const auditInsertSql = {
+  expressions: {
+    // Names the event left out come from what earlier events said about the project/environment.
+    project_name: `coalesce(value ->> ${position(auditEntries.projectName)}, (select name from projects where org_id = ${orgOf} and id = value ->> ${position(auditEntries.projectId)}))`,
+    environment_name: `coalesce(value ->> ${position(auditEntries.environmentName)}, (select name from environments where org_id = ${orgOf} and id = value ->> ${position(auditEntries.environmentId)}))`,
+    environment_api_key: `coalesce(value ->> ${position(auditEntries.environmentApiKey)}, (select api_key from environments where org_id = ${orgOf} and id = value ->> ${position(auditEntries.environmentId)}))`,
+    // The organisation's next numbers, in message order. SQLite reads the whole SELECT before it
+    // inserts a row, and a D1 batch is one transaction on its single writer: no two entries of an
+    // organisation get one number, and none is skipped (the unique index audit_seq would fail the batch).
+    seq: `coalesce((select max(a.seq) from audit_entries a where a.org_id = ${orgOf}), 0) + row_number() over (partition by ${orgOf} order by key)`,
+  },
+  // An event recorded meanwhile (a duplicate message) takes no number.
+  where: `not exists (select 1 from audit_entries a where a.org_id = ${orgOf} and a.event_id = value ->> ${position(auditEntries.eventId)})`,
+  onConflict: "fail" as const,
+  returning: Object.values(fanOutColumns),
 };
 
 /** Inserts the entries; each statement answers the rows it inserted (fan-out's columns). */
 function insertAuditEntries(messages: readonly IngestMessage[], recordedAt: number) {
-  const rows = messages.map((m) => auditEntryRow(m, recordedAt));
-  return insertRows(auditEntries, auditInsertColumns, rows, {
-    expressions: auditNameLookups,
-    returning: Object.values(fanOutColumns),
-  });
+  return insertRows(auditEntries, auditInsertColumns, messages.map((m) => auditEntryRow(m, recordedAt)), auditInsertSql);
 }
 
 function auditEntryRow(m: IngestMessage, recordedAt: number): unknown[] {
-  const f = auditFields(m.orgId, m.event, changeDate(m));
+  const createdDate = changeDate(m);
+  // A message without a submitter was queued before provenance was recorded: system as then.
+  const system = m.submitter === undefined ? undefined : m.system === true;
+  const f = auditFields(m.orgId, m.event, createdDate, system);
+  const by = m.submitter ?? null;
   return [
     f.orgId, m.eventId, f.type, f.createdDate, f.log, f.searchText, f.authorId, f.authorEmail, f.author, f.apiKeyName,
     f.projectId, f.projectName, f.environmentId, f.environmentName, f.environmentApiKey, f.scopeExtras, f.relatedObjectId, f.relatedObjectType,
-    f.relatedObjectUuid, f.isSystemEvent ? 1 : 0, JSON.stringify(m.event), m.receivedAt, recordedAt,
+    f.relatedObjectUuid, f.isSystemEvent ? 1 : 0, JSON.stringify(m.event), by?.type ?? null, by?.id ?? null, by?.name ?? null,
+    m.receivedAt, sortTime(createdDate, m.receivedAt), recordedAt, null,
   ];
 }
 
@@ -277,38 +282,6 @@ async function featureCreatedDates(db: Db, entries: readonly FanOutEntry[]): Pro
   return dates;
 }
 
-async function enabledWebhooks(db: Db, orgIds: number[]): Promise<(Subscriber & { orgId: number })[]> {
-  const hooks = await db
-    .select({
-      id: webhooks.id,
-      orgId: webhooks.orgId,
-      scope: webhooks.scope,
-      environmentId: webhooks.environmentId,
-      eventTypes: webhooks.eventTypes,
-      changedBy: webhooks.changedBy,
-    })
-    .from(webhooks)
-    .where(and(inArray(webhooks.orgId, orgIds), eq(webhooks.enabled, true)));
-  return hooks.map((h) => ({ ...h, eventTypes: h.eventTypes ? (JSON.parse(h.eventTypes) as WebhookEventType[]) : null }));
-}
-
-const deliveryInsertColumns: Column[] = [
-  deliveries.id, deliveries.orgId, deliveries.auditEntryId, deliveries.eventId, deliveries.webhookId, deliveries.eventType,
-  deliveries.payload, deliveries.status, deliveries.nextAttemptAt, deliveries.createdAt, deliveries.updatedAt,
-];
-
-function deliveryRow(
-  origin: { id: string; orgId: number; auditEntryId: number | null; eventId: string },
-  p: PlannedDelivery,
-  at: number,
-): unknown[] {
-  return [origin.id, origin.orgId, origin.auditEntryId, origin.eventId, p.webhookId, p.eventType, p.payload, "pending", at, at, at];
-}
-
-function insertDeliveries(rows: readonly unknown[][]): Statement[] {
-  return insertRows(deliveries, deliveryInsertColumns, rows);
-}
-
 /**
  * The relayed_events row and the deliveries of each relayed flag event not yet recorded, to be
  * written in the recorder's one batch: either both land or neither, so nothing needs recovering.
@@ -362,13 +335,4 @@ async function unrecorded(
     for (const k of known) fresh.delete(`${orgId}:${k.eventId}`);
   }
   return [...fresh.values()];
-}
-
-/**
- * Deterministic, so a second fan-out of the same entry (duplicate message, crash) inserts nothing.
- * The origin is the audit entry's id, or the event id of a relayed flag event (which has no entry).
- */
-async function deliveryId(origin: number | string, webhookId: string, eventType: string, environmentId: number | null) {
-  const digest = await sha256(`${origin}:${webhookId}:${eventType}:${environmentId ?? ""}`);
-  return `dlv_${base32(digest.slice(0, 16))}`;
 }

@@ -1,25 +1,35 @@
 // Reading deliveries and their attempts; redelivering one, or recovering a webhook's failures.
-import { and, asc, desc, eq, gte, inArray, lt, or, type SQL } from "drizzle-orm";
-import type { Actor } from "../domain/actor";
+import { and, asc, desc, eq, getTableColumns, gte, inArray, lt, or, type SQL } from "drizzle-orm";
+import type { Submitter } from "../domain/provenance";
 import { isoTime, now } from "../domain/clock";
 import { ApiError, notFound } from "../domain/errors";
 import { chunk } from "../domain/collections";
 import { database, runBatch, type Db } from "../db/client";
-import { attempts, deliveries, webhooks, type AttemptRow, type DeliveryRow } from "../db/schema";
-import { enqueueDeliveries } from "../delivery/enqueue";
+import { attempts, auditEntries, deliveries, webhooks, type AttemptRow, type DeliveryRow } from "../db/schema";
+import { enqueueDeliveries } from "../queues";
 import type { Env } from "../env";
-import { recordSystemEvent } from "../ingest/accept";
+import { recordSystemEvent } from "../ingest/system-events";
 import { checkUrl } from "./webhooks";
 
 export type DeliveryStatus = DeliveryRow["status"];
 export type DeliveryCursor = [number, string];
 
-export function deliveryOut(d: DeliveryRow) {
+/** A delivery with the number (seq) of its audit entry, which the API calls the entry's id. */
+export type DeliveryView = DeliveryRow & { auditSeq: number | null };
+
+/** Deliveries joined to their audit entry's seq (deliveries keep the entry's internal id). */
+const selectDeliveries = (db: Db) =>
+  db
+    .select({ ...getTableColumns(deliveries), auditSeq: auditEntries.seq })
+    .from(deliveries)
+    .leftJoin(auditEntries, eq(auditEntries.id, deliveries.auditEntryId));
+
+export function deliveryOut(d: DeliveryView) {
   return {
     id: d.id,
     webhook_id: d.webhookId,
     event_id: d.eventId,
-    audit_entry_id: d.auditEntryId,
+    audit_entry_id: d.auditSeq,
     event_type: d.eventType,
     status: d.status,
     attempt_count: d.attemptCount,
@@ -54,9 +64,7 @@ export async function listDeliveries(
     const [createdAt, id] = options.after;
     conditions.push(or(lt(deliveries.createdAt, createdAt), and(eq(deliveries.createdAt, createdAt), lt(deliveries.id, id))));
   }
-  const rows = await db
-    .select()
-    .from(deliveries)
+  const rows = await selectDeliveries(db)
     .where(and(...conditions))
     .orderBy(desc(deliveries.createdAt), desc(deliveries.id))
     .limit(options.limit + 1);
@@ -65,11 +73,8 @@ export async function listDeliveries(
   return { rows: page, next: rows.length > options.limit && last ? ([last.createdAt, last.id] as DeliveryCursor) : null };
 }
 
-export async function findDelivery(db: Db, orgId: number, id: string) {
-  const [row] = await db
-    .select()
-    .from(deliveries)
-    .where(and(eq(deliveries.orgId, orgId), eq(deliveries.id, id)));
+export async function findDelivery(db: Db, orgId: number, id: string): Promise<DeliveryView> {
+  const [row] = await selectDeliveries(db).where(and(eq(deliveries.orgId, orgId), eq(deliveries.id, id)));
   if (!row) throw notFound("delivery");
   return row;
 }
@@ -84,7 +89,7 @@ export async function deliveryWithAttempts(db: Db, orgId: number, id: string) {
  * Sends a delivery again, same bytes and same webhook-id, starting a fresh retry cycle.
  * A delivery still pending is left to its schedule.
  */
-export async function redeliver(env: Env, orgId: number, id: string, actor?: Actor) {
+export async function redeliver(env: Env, orgId: number, id: string, by: Submitter) {
   const db = database(env.DB);
   const delivery = await findDelivery(db, orgId, id);
   const [hook] = await db
@@ -101,12 +106,12 @@ export async function redeliver(env: Env, orgId: number, id: string, actor?: Act
     .returning();
   if (!row) throw new ApiError(409, "delivery_busy", "the delivery changed while redelivering; try again");
   await enqueueDeliveries(env, [{ id, attempt: row.attemptCount }]);
-  await recordSystemEvent(env, orgId, { log: `Delivery redelivered: ${id} to ${hook.name}`, webhook: hook, actor });
-  return deliveryOut(row);
+  await recordSystemEvent(env, orgId, { log: `Delivery redelivered: ${id} to ${hook.name}`, webhook: hook }, by);
+  return deliveryOut({ ...row, auditSeq: delivery.auditSeq });
 }
 
 /** Redelivers every failed delivery of a webhook created at or after `since`. */
-export async function recover(env: Env, webhookId: string, since: number, actor?: Actor) {
+export async function recover(env: Env, webhookId: string, since: number, by: Submitter) {
   const db = database(env.DB);
   const [hook] = await db
     .select({ id: webhooks.id, orgId: webhooks.orgId, enabled: webhooks.enabled, name: webhooks.name, environmentId: webhooks.environmentId, url: webhooks.url })
@@ -134,7 +139,7 @@ export async function recover(env: Env, webhookId: string, since: number, actor?
   await enqueueDeliveries(env, failed.map((d) => ({ id: d.id, attempt: d.attemptCount })));
   if (failed.length) {
     const log = `Failed deliveries recovered: ${failed.length} since ${isoTime(since)} to ${hook.name}`;
-    await recordSystemEvent(env, hook.orgId, { log, webhook: hook, actor });
+    await recordSystemEvent(env, hook.orgId, { log, webhook: hook }, by);
   }
   return { recovered: failed.length };
 }

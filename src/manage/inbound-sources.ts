@@ -1,7 +1,7 @@
 // Inbound sources: the unguessable URL and the secret a Flagsmith instance posts its own webhooks
 // with. The token in the URL finds the source (only its SHA-256 is stored); the secret proves the body.
 import { and, desc, eq } from "drizzle-orm";
-import type { Actor } from "../domain/actor";
+import type { Submitter } from "../domain/provenance";
 import { isoTime, now } from "../domain/clock";
 import { randomBytes, sha256Hex } from "../domain/crypto";
 import { ApiError, notFound } from "../domain/errors";
@@ -10,7 +10,7 @@ import { database } from "../db/client";
 import { inboundSources, type InboundSourceRow } from "../db/schema";
 import { decryptSecret, encryptSecret, generateSecret, requireSecretsKey } from "../delivery/secrets";
 import { config, type Env } from "../env";
-import { recordSystemEvent } from "../ingest/accept";
+import { recordSystemEvent } from "../ingest/system-events";
 
 export const INBOUND_PATH = "/api/v1/inbound/flagsmith";
 const TOKEN_PATTERN = /^fhi_[0-9a-hjkmnp-tv-z]{52}$/;
@@ -39,7 +39,7 @@ export interface SourceInput {
 }
 
 /** Creates a source; its URL (carrying the token) and its secret are in this answer only. */
-export async function createSource(env: Env, orgId: number, input: SourceInput, origin: string, actor?: Actor) {
+export async function createSource(env: Env, orgId: number, input: SourceInput, origin: string, by: Submitter) {
   const secretsKey = requireSecretsKey(config(env).secretsKey);
   if (input.unsigned && input.secret) {
     throw new ApiError(400, "validation_failed", "an unsigned source has no secret: leave secret out, or leave unsigned out", [
@@ -70,7 +70,7 @@ export async function createSource(env: Env, orgId: number, input: SourceInput, 
     })
     .returning();
   const what = row.signed ? "Inbound source created" : "Unsigned inbound source created (checks no signature)";
-  await recordSystemEvent(env, orgId, { log: `${what}: ${row.name}`, relatedType: "INBOUND_SOURCE", relatedUuid: row.id, actor });
+  await recordSystemEvent(env, orgId, { log: `${what}: ${row.name}`, relatedType: "INBOUND_SOURCE", relatedUuid: row.id }, by);
   return { ...sourceOut(row), url: `${origin}${INBOUND_PATH}/${token}`, secret: row.signed ? secret : null };
 }
 
@@ -93,7 +93,7 @@ export async function findSource(env: Env, orgId: number, id: string): Promise<I
 }
 
 /** Revoking is final: the URL answers 410 from then on. Revoking again changes nothing. */
-export async function revokeSource(env: Env, orgId: number, id: string, actor?: Actor) {
+export async function revokeSource(env: Env, orgId: number, id: string, by: Submitter) {
   const row = await findSource(env, orgId, id);
   if (row.revokedAt !== null) return sourceOut(row);
   const [revoked] = await database(env.DB)
@@ -101,7 +101,7 @@ export async function revokeSource(env: Env, orgId: number, id: string, actor?: 
     .set({ revokedAt: now() })
     .where(eq(inboundSources.id, row.id))
     .returning();
-  await recordSystemEvent(env, orgId, { log: `Inbound source revoked: ${row.name}`, relatedType: "INBOUND_SOURCE", relatedUuid: row.id, actor });
+  await recordSystemEvent(env, orgId, { log: `Inbound source revoked: ${row.name}`, relatedType: "INBOUND_SOURCE", relatedUuid: row.id }, by);
   return sourceOut(revoked);
 }
 

@@ -1,6 +1,6 @@
 // Managing webhooks: create, update, delete, rotate, test. Shared by the JSON API and the admin pages.
 import { and, desc, eq, inArray, sql, type Column, type SQL } from "drizzle-orm";
-import type { Actor } from "../domain/actor";
+import type { Submitter } from "../domain/provenance";
 import { isoMicro, isoTime, now } from "../domain/clock";
 import { ApiError, notFound } from "../domain/errors";
 import { DEFAULT_EVENT_TYPES, SCOPE_EVENT_TYPES, type WebhookEventType, type WebhookScope } from "../domain/fanout";
@@ -14,7 +14,7 @@ import { attempt } from "../delivery/consumer";
 import { privateResolution } from "../delivery/resolve";
 import { encryptSecret, generateSecret, requireSecretsKey } from "../delivery/secrets";
 import { config, type Config, type Env } from "../env";
-import { recordSystemEvent } from "../ingest/accept";
+import { recordSystemEvent } from "../ingest/system-events";
 
 export interface WebhookInput {
   url?: string;
@@ -145,7 +145,7 @@ export const webhookListed = (w: WebhookRow) => ({ ...webhookOut(w), url: masked
 /** How audit entries name a webhook; they go to third-party receivers, so its URL is masked. */
 const describe = (w: Pick<WebhookRow, "name" | "url">) => `${w.name} (${maskedUrl(w.url)})`;
 
-export async function createWebhook(env: Env, owner: WebhookOwner, input: WebhookInput & { url: string }, actor?: Actor) {
+export async function createWebhook(env: Env, owner: WebhookOwner, input: WebhookInput & { url: string }, by: Submitter) {
   const cfg = config(env);
   const secretsKey = requireSecretsKey(cfg.secretsKey);
   const url = await checkUrl(env, input.url);
@@ -182,7 +182,7 @@ export async function createWebhook(env: Env, owner: WebhookOwner, input: Webhoo
   await runBatch(db, [insert, ...register]);
   const [row] = await db.select().from(webhooks).where(eq(webhooks.id, id));
   if (!row) await refuseOverCaps(db, cfg, owner, true);
-  await recordSystemEvent(env, owner.orgId, { log: `Webhook created: ${describe(row)}`, webhook: row, actor });
+  await recordSystemEvent(env, owner.orgId, { log: `Webhook created: ${describe(row)}`, webhook: row }, by);
   return { ...webhookOut(row), secret };
 }
 
@@ -213,7 +213,7 @@ export async function findOrganisationWebhook(db: Db, orgId: number, id: string)
   return row;
 }
 
-export async function updateWebhook(env: Env, hook: WebhookRow, input: WebhookInput, actor?: Actor) {
+export async function updateWebhook(env: Env, hook: WebhookRow, input: WebhookInput, by: Submitter) {
   const patch: Partial<WebhookRow> = {};
   const changed: string[] = [];
   if (input.url !== undefined && input.url !== hook.url) {
@@ -253,11 +253,11 @@ export async function updateWebhook(env: Env, hook: WebhookRow, input: WebhookIn
     .set({ ...patch, updatedAt: now() })
     .where(eq(webhooks.id, hook.id))
     .returning();
-  await recordSystemEvent(env, hook.orgId, { log: `Webhook updated (${changed.join(", ")}): ${describe(row)}`, webhook: row, actor });
+  await recordSystemEvent(env, hook.orgId, { log: `Webhook updated (${changed.join(", ")}): ${describe(row)}`, webhook: row }, by);
   return webhookOut(row);
 }
 
-export async function deleteWebhook(env: Env, hook: WebhookRow, actor?: Actor): Promise<void> {
+export async function deleteWebhook(env: Env, hook: WebhookRow, by: Submitter): Promise<void> {
   const db = database(env.DB);
   const ids = (await db.select({ id: deliveries.id }).from(deliveries).where(eq(deliveries.webhookId, hook.id))).map((d) => d.id);
   const writes = [];
@@ -267,7 +267,7 @@ export async function deleteWebhook(env: Env, hook: WebhookRow, actor?: Actor): 
     db.delete(deliveries).where(eq(deliveries.webhookId, hook.id)),
     db.delete(webhooks).where(eq(webhooks.id, hook.id)),
   ]);
-  await recordSystemEvent(env, hook.orgId, { log: `Webhook deleted: ${describe(hook)}`, webhook: hook, actor });
+  await recordSystemEvent(env, hook.orgId, { log: `Webhook deleted: ${describe(hook)}`, webhook: hook }, by);
 }
 
 /**
@@ -277,7 +277,7 @@ export async function deleteWebhook(env: Env, hook: WebhookRow, actor?: Actor): 
  * the grace ends, so a receiver that checks only that header can switch when its owner is ready.
  * Not staged: X-Flagsmith-Signature switches at once (for receivers that verify webhook-signature).
  */
-export async function rotateSecret(env: Env, hook: WebhookRow, options: { secret?: string; staged?: boolean } = {}, actor?: Actor) {
+export async function rotateSecret(env: Env, hook: WebhookRow, options: { secret?: string; staged?: boolean } = {}, by: Submitter) {
   const cfg = config(env);
   const secretsKey = requireSecretsKey(cfg.secretsKey);
   const next = options.secret ?? generateSecret();
@@ -295,7 +295,7 @@ export async function rotateSecret(env: Env, hook: WebhookRow, options: { secret
     })
     .where(eq(webhooks.id, hook.id))
     .returning();
-  await recordSystemEvent(env, hook.orgId, { log: `Webhook secret rotated${staged ? " (staged)" : ""}: ${describe(row)}`, webhook: row, actor });
+  await recordSystemEvent(env, hook.orgId, { log: `Webhook secret rotated${staged ? " (staged)" : ""}: ${describe(row)}`, webhook: row }, by);
   return { ...webhookOut(row), secret: next, previous_secret_expires_at: isoTime(row.previousSecretExpiresAt!) };
 }
 
@@ -303,14 +303,14 @@ export async function rotateSecret(env: Env, hook: WebhookRow, options: { secret
  * The owner's "switch now" at the end of a staged rotation: X-Flagsmith-Signature and
  * webhook-signature use the new secret only from here on. 409 when no rotation is under way.
  */
-export async function confirmSecret(env: Env, hook: WebhookRow, actor?: Actor) {
+export async function confirmSecret(env: Env, hook: WebhookRow, by: Submitter) {
   if (!rotationOut(hook)) throw new ApiError(409, "no_rotation", "this webhook has no secret rotation under way; rotate the secret first");
   const [row] = await database(env.DB)
     .update(webhooks)
     .set({ previousSecret: null, previousSecretExpiresAt: null, stagedRotation: false, updatedAt: now() })
     .where(eq(webhooks.id, hook.id))
     .returning();
-  await recordSystemEvent(env, hook.orgId, { log: `Webhook secret switch confirmed: ${describe(row)}`, webhook: row, actor });
+  await recordSystemEvent(env, hook.orgId, { log: `Webhook secret switch confirmed: ${describe(row)}`, webhook: row }, by);
   return webhookOut(row);
 }
 

@@ -6,17 +6,27 @@ import { decodeCursor, encodeCursor, pageSize } from "../api/schemas";
 import { changeDetails, changeType } from "../domain/audit";
 import { notFound } from "../domain/errors";
 import type { ChangeEvent } from "../domain/event";
-import { findAuditEntry, listAudit, type AuditCursor, type AuditFilters } from "../db/audit-queries";
+import type { TimeLimits } from "../domain/audit";
+import { SUBMITTER_TYPES, type Submitter } from "../domain/provenance";
+import { findAuditEntry, listAudit, seqOfLegacyId, type AuditCursor, type AuditFilters } from "../db/audit-queries";
 import { database } from "../db/client";
 import type { AuditEntryRow } from "../db/schema";
+import { config } from "../env";
 import { environmentsOf, projectsOf } from "../manage/catalog";
 import { Notice, Time, render, showValue } from "./layout";
 import type { UiEnv } from "./session";
 
-const FILTERS = ["search", "project", "environment", "related_object_type", "author", "is_system_event", "since", "until"] as const;
+const FILTERS = ["search", "project", "environment", "related_object_type", "author", "is_system_event", "submitter_type", "submitter", "since", "until"] as const;
 const PAGE_SIZES = [25, 50, 100, 200];
 /** Suggestions only: CUSTOM events may name any related object type. */
-const KNOWN_TYPES = ["FEATURE", "FEATURE_STATE", "SEGMENT", "ENVIRONMENT", "CHANGE_REQUEST", "WEBHOOK", "API_KEY"];
+const KNOWN_TYPES = ["FEATURE", "FEATURE_STATE", "SEGMENT", "ENVIRONMENT", "CHANGE_REQUEST", "WEBHOOK", "API_KEY", "INBOUND_SOURCE", "AUDIT_LOG"];
+const SUBMITTER_LABELS: Record<Submitter["type"], string> = {
+  api_key: "API key",
+  inbound_source: "Inbound source",
+  operator: "Operator",
+  person: "Person",
+  flaghook: "flaghook",
+};
 
 type Catalog = { projects: { id: number; name: string | null }[]; environments: { id: number; name: string | null; projectId: number | null }[] };
 
@@ -43,6 +53,7 @@ function FilterForm(props: { raw: Record<string, string | string[]>; filters: Au
   const environments = [...catalog.environments];
   for (const id of selectedEnvironments) if (!environments.some((e) => e.id === id)) environments.push({ id, name: null, projectId: null });
   const system = text("is_system_event");
+  const submitterType = text("submitter_type");
   return (
     <form method="get" action="/ui/audit" class="card" aria-label="Filter the audit log">
       <div class="fields">
@@ -100,6 +111,21 @@ function FilterForm(props: { raw: Record<string, string | string[]>; filters: Au
           </select>
         </div>
         <div>
+          <label for="f-submitter-type">Submitted by</label>
+          <select id="f-submitter-type" name="submitter_type">
+            <option value="">Anyone</option>
+            {SUBMITTER_TYPES.map((t) => (
+              <option value={t} selected={submitterType === t}>
+                {SUBMITTER_LABELS[t]}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div class="span-narrow">
+          <label for="f-submitter">Submitter id</label>
+          <input id="f-submitter" type="text" name="submitter" value={text("submitter")} maxlength={320} placeholder="key_..., src_..." />
+        </div>
+        <div>
           <label for="f-size">Entries per page</label>
           <select id="f-size" name="page_size">
             {PAGE_SIZES.map((n) => (
@@ -128,13 +154,21 @@ function FilterForm(props: { raw: Record<string, string | string[]>; filters: Au
   );
 }
 
+/** "API key ci (key_...)", "flaghook", ...; null when the entry predates provenance. */
+export function submitterText(submitter: Submitter | null): string | null {
+  if (!submitter) return null;
+  const label = SUBMITTER_LABELS[submitter.type] ?? submitter.type;
+  if (submitter.type === "flaghook" || submitter.type === "operator") return label;
+  return `${label} ${submitter.name ?? ""}${submitter.id ? ` (${submitter.id})` : ""}`.replace(/\s+/g, " ").trim();
+}
+
 function authorText(author: ReturnType<typeof auditResult>["author"]): string {
   if (!author) return "";
   const name = [author.first_name, author.last_name].filter(Boolean).join(" ");
   return name || author.email || (author.id !== null ? `#${author.id}` : "");
 }
 
-function AuditTable(props: { rows: AuditEntryRow[]; query: string }) {
+function AuditTable(props: { rows: AuditEntryRow[]; query: string; limits: TimeLimits }) {
   if (!props.rows.length) return <p class="card muted">No audit entries match these filters.</p>;
   return (
     <div class="scroll card flush">
@@ -151,11 +185,19 @@ function AuditTable(props: { rows: AuditEntryRow[]; query: string }) {
         </thead>
         <tbody>
           {props.rows.map((row) => {
-            const entry = auditResult(row);
+            const entry = auditResult(row, props.limits);
             return (
               <tr data-entry={String(entry.id)}>
                 <td class="nowrap small">
                   <Time iso={entry.created_date} />
+                  {entry.time_warning && (
+                    <>
+                      {" "}
+                      <span class="badge wait" title={`received ${entry.received_at}`}>
+                        {entry.time_warning === "ahead_of_receipt" ? "claimed future" : "backdated"}
+                      </span>
+                    </>
+                  )}
                 </td>
                 <td class="break">
                   <a href={`/ui/audit/${entry.id}${props.query}`}>{entry.log || "(no message)"}</a>
@@ -227,7 +269,7 @@ auditPages.get("/audit", async (c) => {
         {rows.length === 1 ? "1 entry" : `${rows.length} entries`} on this page, newest first
         {cursor ? " (a later page)" : ""}.
       </p>
-      <AuditTable rows={rows} query={here} />
+      <AuditTable rows={rows} query={here} limits={config(c.env).auditTimeLimits} />
       <nav class="pager" aria-label="Pages">
         {cursor ? (
           <a class="button secondary" href={`/ui/audit${kept.size ? `?${kept}` : ""}`}>
@@ -247,12 +289,20 @@ auditPages.get("/audit", async (c) => {
   );
 });
 
+/** An entry recorded before per-organisation numbers, by its old global id: on to its page now. */
+auditPages.get("/audit/legacy/:id{[0-9]+}", async (c) => {
+  const id = Number(c.req.param("id"));
+  const seq = Number.isSafeInteger(id) ? await seqOfLegacyId(database(c.env.DB), c.get("session").orgId, id) : undefined;
+  if (seq === undefined) throw notFound("audit entry");
+  return c.redirect(`/ui/audit/${seq}`, 303);
+});
+
 auditPages.get("/audit/:id{[0-9]+}", async (c) => {
   const session = c.get("session");
-  const id = Number(c.req.param("id"));
-  const row = Number.isSafeInteger(id) ? await findAuditEntry(database(c.env.DB), session.orgId, id) : undefined;
+  const seq = Number(c.req.param("id"));
+  const row = Number.isSafeInteger(seq) ? await findAuditEntry(database(c.env.DB), session.orgId, seq) : undefined;
   if (!row) throw notFound("audit entry");
-  const entry = auditResult(row);
+  const entry = auditResult(row, config(c.env).auditTimeLimits);
   const event = JSON.parse(row.event) as ChangeEvent;
   const changes = changeDetails(event);
   const back = `/ui/audit${new URL(c.req.url).search}`;
@@ -270,6 +320,22 @@ auditPages.get("/audit/:id{[0-9]+}", async (c) => {
           <dt>When</dt>
           <dd>
             <Time iso={entry.created_date} />
+            {entry.time_warning && (
+              <>
+                {" "}
+                <span class="badge wait">
+                  {entry.time_warning === "ahead_of_receipt" ? "claimed time is ahead of receipt" : "claimed time is long before receipt"}
+                </span>
+              </>
+            )}
+          </dd>
+          <dt>Received</dt>
+          <dd>
+            <Time iso={entry.received_at} />
+          </dd>
+          <dt>Submitted by</dt>
+          <dd data-submitter={entry.submitter?.type ?? ""}>
+            {submitterText(entry.submitter) ?? <span class="muted">not recorded (entry predates provenance)</span>}
           </dd>
           <dt>Change</dt>
           <dd>
@@ -291,7 +357,7 @@ auditPages.get("/audit/:id{[0-9]+}", async (c) => {
           </dd>
           {row.apiKeyName && (
             <>
-              <dt>API key</dt>
+              <dt>API key name (as claimed)</dt>
               <dd>{row.apiKeyName}</dd>
             </>
           )}
@@ -307,7 +373,8 @@ auditPages.get("/audit/:id{[0-9]+}", async (c) => {
           </dd>
           <dt>Entry / event</dt>
           <dd class="mono">
-            {entry.id} / {entry.event_id}
+            {entry.seq} / {entry.event_id}
+            {entry.legacy_id !== null && <span class="muted"> (formerly {entry.legacy_id})</span>}
           </dd>
         </dl>
       </div>

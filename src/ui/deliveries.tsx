@@ -19,7 +19,7 @@ import {
 } from "../manage/deliveries";
 import { findOrganisationWebhook, webhookListed } from "../manage/webhooks";
 import { Csrf, Notice, PostButton, StatusBadge, Time, render } from "./layout";
-import { actorOf, type Session, type UiEnv } from "./session";
+import { sessionSubmitter, type Session, type UiEnv } from "./session";
 import { DONE } from "./webhooks";
 
 const STATUSES: DeliveryStatus[] = ["pending", "delivered", "failed"];
@@ -238,7 +238,7 @@ deliveryPages.post("/webhooks/:id/recover", async (c) => {
   const since = timestamp.safeParse(typeof form.since === "string" ? form.since : "");
   if (!since.success) throw invalid("since: a date and time, e.g. 2024-05-01T10:00", "since");
   return thenBack(c, hook.id, async () => {
-    const { recovered } = await recover(c.env, hook.id, Date.parse(since.data), actorOf(session));
+    const { recovered } = await recover(c.env, hook.id, Date.parse(since.data), sessionSubmitter(session));
     return `done=recovered&n=${recovered}`;
   });
 });
@@ -319,7 +319,7 @@ deliveryPages.post("/deliveries/:id/redeliver", async (c) => {
   const session = c.get("session");
   const delivery = await findDelivery(database(c.env.DB), session.orgId, c.req.param("id"));
   return thenBack(c, delivery.webhookId, async () => {
-    await redeliver(c.env, session.orgId, delivery.id, actorOf(session));
+    await redeliver(c.env, session.orgId, delivery.id, sessionSubmitter(session));
     return "done=redelivered";
   });
 });

@@ -5,7 +5,7 @@ import { Hono, type Context } from "hono";
 import { ApiError, invalid } from "../domain/errors";
 import { createSource, findSource, listSources, revokeSource, sourceOut, type SourceInput } from "../manage/inbound-sources";
 import { Csrf, Notice, PostButton, Time, render } from "./layout";
-import { actorOf, type Session, type UiEnv } from "./session";
+import { sessionSubmitter, type Session, type UiEnv } from "./session";
 
 type Source = ReturnType<typeof sourceOut>;
 
@@ -139,7 +139,7 @@ inboundPages.post("/flagsmith/new", async (c) => {
     if (name.length > 200) throw invalid("name: at most 200 characters", "name");
     if (secret.length > 255) throw invalid("secret: at most 255 characters (Flagsmith's limit)", "secret");
     const input: SourceInput = { name: name || undefined, secret: secret || undefined, unsigned: value("unsigned") === "true" };
-    const created = await createSource(c.env, c.get("session").orgId, input, new URL(c.req.url).origin, actorOf(c.get("session")));
+    const created = await createSource(c.env, c.get("session").orgId, input, new URL(c.req.url).origin, sessionSubmitter(c.get("session")));
     return render(
       c,
       "Source created",
@@ -200,6 +200,6 @@ inboundPages.get("/flagsmith/:id/revoke", async (c) => {
 });
 
 inboundPages.post("/flagsmith/:id/revoke", async (c) => {
-  await revokeSource(c.env, c.get("session").orgId, c.req.param("id"), actorOf(c.get("session")));
+  await revokeSource(c.env, c.get("session").orgId, c.req.param("id"), sessionSubmitter(c.get("session")));
   return c.redirect("/ui/flagsmith?done=revoked", 303);
 });

@@ -7,9 +7,9 @@ import { deleteCookie, getCookie, getSignedCookie, setCookie, setSignedCookie } 
 import { HTTPException } from "hono/http-exception";
 import { createMiddleware } from "hono/factory";
 import { and, eq, or, sql } from "drizzle-orm";
-import type { Actor } from "../domain/actor";
 import { readBodyWithin } from "../api/json-body";
 import { now } from "../domain/clock";
+import { apiKeySubmitter, personSubmitter, type Submitter } from "../domain/provenance";
 import { hmac, hmacKey, randomBytes, timingSafeEqual, toBase64Url, utf8 } from "../domain/crypto";
 import { base32 } from "../domain/ids";
 import { database } from "../db/client";
@@ -44,9 +44,12 @@ export interface UiEnv {
 /** Why a request has no session; each shows its own line on the sign-in page. */
 export type SessionProblem = "missing" | "invalid" | "expired" | "revoked" | "ended" | "not-allowed" | "off";
 
-/** The person behind a session's changes, for the audit log; an API-key session has none. */
-export const actorOf = (session: Session): Actor | undefined =>
-  session.email ? { email: session.email, via: "cloudflare_access" } : undefined;
+/**
+ * Who made an admin page's changes, for the audit log: the person Cloudflare Access signed in (their
+ * entries name them as author), else the API key the session signed in with.
+ */
+export const sessionSubmitter = (session: Session): Submitter =>
+  session.email ? personSubmitter(session.email) : apiKeySubmitter({ id: session.keyId!, name: session.keyName! });
 
 const keys = new Map<string, Promise<Uint8Array>>();
 

@@ -24,7 +24,7 @@ import {
   type WebhookOwner,
 } from "../manage/webhooks";
 import { Csrf, Notice, PostButton, StatusBadge, Time, render } from "./layout";
-import { actorOf, type Session, type UiEnv } from "./session";
+import { sessionSubmitter, type Session, type UiEnv } from "./session";
 
 type Webhook = ReturnType<typeof webhookOut>;
 type Environment = Awaited<ReturnType<typeof environmentsOf>>[number];
@@ -367,7 +367,7 @@ webhookPages.post("/webhooks/new", async (c) => {
   const form = await c.req.parseBody({ all: true });
   const owner = await ownerFrom(c, { scope: one(form, "scope"), environment: one(form, "environment") });
   try {
-    const created = await createWebhook(c.env, owner, inputFrom(form, owner.scope), actorOf(c.get("session")));
+    const created = await createWebhook(c.env, owner, inputFrom(form, owner.scope), sessionSubmitter(c.get("session")));
     return render(c, "Webhook created", <SecretShown title={`Webhook “${created.name}” created`} hook={created} secret={created.secret} />, {
       status: 201,
       section: "webhooks",
@@ -402,7 +402,7 @@ webhookPages.post("/webhooks/:id/edit", async (c) => {
   const form = await c.req.parseBody({ all: true });
   try {
     const { secret: _ignored, ...input } = inputFrom(form, row.scope);
-    await updateWebhook(c.env, row, input, actorOf(c.get("session")));
+    await updateWebhook(c.env, row, input, sessionSubmitter(c.get("session")));
   } catch (err) {
     if (err instanceof ApiError && err.status === 400) return editPage(c, webhookOut(row), valuesFrom(form), err);
     throw err;
@@ -413,7 +413,7 @@ webhookPages.post("/webhooks/:id/edit", async (c) => {
 for (const [path, enabled] of [["enable", true], ["disable", false]] as const) {
   webhookPages.post(`/webhooks/:id/${path}`, async (c) => {
     const row = await hookOf(c);
-    await updateWebhook(c.env, row, { enabled }, actorOf(c.get("session")));
+    await updateWebhook(c.env, row, { enabled }, sessionSubmitter(c.get("session")));
     return c.redirect(`/ui/webhooks?done=${path}d#${row.id}`, 303);
   });
 }
@@ -443,12 +443,12 @@ webhookPages.get("/webhooks/:id/delete", async (c) => {
 });
 
 webhookPages.post("/webhooks/:id/delete", async (c) => {
-  await deleteWebhook(c.env, await hookOf(c), actorOf(c.get("session")));
+  await deleteWebhook(c.env, await hookOf(c), sessionSubmitter(c.get("session")));
   return c.redirect("/ui/webhooks?done=deleted", 303);
 });
 
 webhookPages.post("/webhooks/:id/rotate-secret", async (c) => {
-  const rotated = await rotateSecret(c.env, await hookOf(c), {}, actorOf(c.get("session")));
+  const rotated = await rotateSecret(c.env, await hookOf(c), {}, sessionSubmitter(c.get("session")));
   const until = rotated.previous_secret_expires_at.replace("T", " ").replace(/\.\d+Z$/, " UTC");
   const note = `The previous secret also signs (a second webhook-signature entry), and keeps signing X-Flagsmith-Signature, until you confirm the switch or ${until}.`;
   return render(
@@ -461,7 +461,7 @@ webhookPages.post("/webhooks/:id/rotate-secret", async (c) => {
 
 webhookPages.post("/webhooks/:id/rotate-secret/confirm", async (c) => {
   const row = await hookOf(c);
-  await confirmSecret(c.env, row, actorOf(c.get("session")));
+  await confirmSecret(c.env, row, sessionSubmitter(c.get("session")));
   return c.redirect(`/ui/webhooks?done=switched#${row.id}`, 303);
 });
 

@@ -106,9 +106,12 @@ describe("npm run setup", () => {
     expect(account.migrations.flaghook).toHaveLength(MIGRATIONS);
 
     const secrets = account.workers.flaghook.secrets;
-    expect(Object.keys(secrets).sort()).toEqual(["ADMIN_TOKEN", "SECRETS_KEY"]);
+    expect(Object.keys(secrets).sort()).toEqual(["ADMIN_TOKEN", "AUDIT_SIGNING_KEY", "SECRETS_KEY"]);
     expect(secrets.ADMIN_TOKEN).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(Buffer.from(secrets.SECRETS_KEY, "base64")).toHaveLength(32);
+    // The signed audit log's key: an Ed25519 seed, 32 bytes.
+    expect(Buffer.from(secrets.AUDIT_SIGNING_KEY, "base64")).toHaveLength(32);
+    expect(account.buckets.map((b) => b.name)).toEqual(["flaghook-audit"]);
     // ADMIN_TOKEN printed once, SECRETS_KEY printed with the warning to store it; no other copy of either.
     expect(res.stdout.split(secrets.ADMIN_TOKEN)).toHaveLength(2);
     expect(res.stdout.split(secrets.SECRETS_KEY)).toHaveLength(2);
@@ -119,8 +122,10 @@ describe("npm run setup", () => {
     expect(changes(c.calls())).toEqual([
       "d1 create flaghook",
       ...QUEUES.map((q) => `queues create ${q}`),
+      "r2 bucket create flaghook-audit",
       "secret put ADMIN_TOKEN",
       "secret put SECRETS_KEY",
+      "secret put AUDIT_SIGNING_KEY",
       "d1 migrations apply flaghook --remote",
     ]);
   });
@@ -166,7 +171,9 @@ describe("npm run setup", () => {
       "queues create flaghook-ingest",
       "queues create flaghook-deliveries",
       "queues create flaghook-ingest-dlq",
+      "r2 bucket create flaghook-audit",
       "secret put SECRETS_KEY",
+      "secret put AUDIT_SIGNING_KEY",
       "d1 migrations apply flaghook --remote",
     ]);
     expect(c.account().workers.flaghook.secrets.ADMIN_TOKEN).toBe("kept");
@@ -192,8 +199,10 @@ describe("npm run setup", () => {
     expect(changes(c.calls())).toEqual([
       "queues create flaghook-ingest-dlq",
       "queues create flaghook-deliveries-dlq",
+      "r2 bucket create flaghook-audit",
       "secret put ADMIN_TOKEN",
       "secret put SECRETS_KEY",
+      "secret put AUDIT_SIGNING_KEY",
       "d1 migrations apply flaghook --remote",
     ]);
     expect(c.account().d1).toHaveLength(1);
@@ -212,7 +221,7 @@ describe("npm run setup", () => {
     c.clearCalls();
     const second = c.run("setup");
     expect(second.status).toBe(0);
-    expect(changes(c.calls())).toEqual(["secret put SECRETS_KEY", "d1 migrations apply flaghook --remote"]);
+    expect(changes(c.calls())).toEqual(["secret put SECRETS_KEY", "secret put AUDIT_SIGNING_KEY", "d1 migrations apply flaghook --remote"]);
     expect(c.account().workers.flaghook.secrets.ADMIN_TOKEN).toBe(adminToken);
     expect(second.stdout).toContain(c.account().workers.flaghook.secrets.SECRETS_KEY);
   });
@@ -246,24 +255,26 @@ describe("npm run setup", () => {
     expect(res.stderr).toContain("b2  Acme Staging");
   });
 
-  it("creates the R2 buckets and sets the secrets that wrangler.toml lists (as the signed audit log adds them)", () => {
+  it("creates the R2 buckets and sets the secrets that wrangler.toml lists, and any a later version adds", () => {
     const c = checkout({ buckets: [{ name: "unrelated", creation_date: "2025-01-01T00:00:00Z" }] }, (t) =>
       t
-        .replace("ADMIN_TOKEN, SECRETS_KEY", "ADMIN_TOKEN, SECRETS_KEY, AUDIT_SIGNING_KEY")
-        .concat('\n[[r2_buckets]]\nbinding = "AUDIT_BUCKET"\nbucket_name = "flaghook-audit"\n'),
+        .replace("ADMIN_TOKEN, SECRETS_KEY, AUDIT_SIGNING_KEY", "ADMIN_TOKEN, SECRETS_KEY, AUDIT_SIGNING_KEY, LATER_KEY")
+        .concat('\n[[r2_buckets]]\nbinding = "LATER_BUCKET"\nbucket_name = "flaghook-later"\n'),
     );
     const res = c.run("setup");
     expect(res.status).toBe(0);
-    expect(c.account().buckets.map((b) => b.name)).toEqual(["unrelated", "flaghook-audit"]);
+    expect(c.account().buckets.map((b) => b.name)).toEqual(["unrelated", "flaghook-audit", "flaghook-later"]);
     expect(Buffer.from(c.account().workers.flaghook.secrets.AUDIT_SIGNING_KEY, "base64")).toHaveLength(32);
+    expect(Buffer.from(c.account().workers.flaghook.secrets.LATER_KEY, "base64")).toHaveLength(32);
     expect(changes(c.calls())).toContain("r2 bucket create flaghook-audit");
+    expect(changes(c.calls())).toContain("r2 bucket create flaghook-later");
     c.clearCalls();
     expect(c.run("setup").status).toBe(0);
     expect(changes(c.calls())).toEqual(["d1 migrations apply flaghook --remote"]);
   });
 
   it("--dry-run prints every command and runs none", () => {
-    const c = checkout({}, (t) => t.concat('\n[[r2_buckets]]\nbinding = "AUDIT_BUCKET"\nbucket_name = "flaghook-audit"\n'));
+    const c = checkout();
     const toml = c.toml();
     const res = c.run("setup", "--dry-run");
     expect(res.status).toBe(0);
@@ -279,6 +290,7 @@ describe("npm run setup", () => {
       "wrangler secret list --format json",
       "wrangler secret put ADMIN_TOKEN",
       "wrangler secret put SECRETS_KEY",
+      "wrangler secret put AUDIT_SIGNING_KEY",
       "wrangler d1 migrations apply flaghook --remote",
     ]) {
       expect(res.stdout).toContain(line);
@@ -300,10 +312,10 @@ describe("npm run deploy", () => {
     const none = checkout({ d1: [{ uuid: "11111111-2222-3333-4444-555555555555", name: "flaghook" }] }, withId);
     const res = none.run("deploy");
     expect(res.status).toBe(1);
-    expect(res.stderr).toContain('npm run deploy refused: the Worker "flaghook" has no ADMIN_TOKEN, SECRETS_KEY secrets. Run npm run setup');
+    expect(res.stderr).toContain('npm run deploy refused: the Worker "flaghook" has no ADMIN_TOKEN, SECRETS_KEY, AUDIT_SIGNING_KEY secrets. Run npm run setup');
     expect(changes(none.calls())).toEqual([]);
 
-    const half = checkout({ d1: [{ uuid: "11111111-2222-3333-4444-555555555555", name: "flaghook" }], workers: { flaghook: { secrets: { ADMIN_TOKEN: "x" } } } }, withId);
+    const half = checkout({ d1: [{ uuid: "11111111-2222-3333-4444-555555555555", name: "flaghook" }], workers: { flaghook: { secrets: { ADMIN_TOKEN: "x", AUDIT_SIGNING_KEY: "z" } } } }, withId);
     const res2 = half.run("deploy");
     expect(res2.status).toBe(1);
     expect(res2.stderr).toContain("has no SECRETS_KEY secret. Run npm run setup (it generates and sets them), or set it with: npx wrangler secret put SECRETS_KEY");

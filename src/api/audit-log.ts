@@ -1,0 +1,199 @@
+// The signed audit log of the caller's organisation: checkpoints, the public key that signs them,
+// inclusion and consistency proofs (RFC 6962), and verification of what D1 holds.
+import { createRoute, z } from "@hono/zod-openapi";
+import { ApiError, notFound } from "../domain/errors";
+import { logOrigin } from "../domain/checkpoint";
+import { toBase64 } from "../domain/crypto";
+import { auditLeaf } from "../domain/leaf";
+import { auditPath, consistencyProof } from "../domain/merkle";
+import { findAuditEntry } from "../db/audit-queries";
+import { database } from "../db/client";
+import { config } from "../env";
+import { checkpointOut, latestCheckpoint, listCheckpoints } from "../audit/checkpoints";
+import { requireSigner } from "../audit/signer";
+import { TreeReader } from "../audit/tree";
+import { verifyLog } from "../audit/verify";
+import { requireOrganisation } from "./auth";
+import { resource } from "./context";
+import { decodeCursor, encodeCursor, errorResponses, json, numericId, page, pageSize } from "./schemas";
+
+const security = [{ apiKey: [] }];
+const tags = ["Audit log verification"];
+const treeSize = z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+const base64Hashes = z.array(z.string()).openapi({ description: "base64 SHA-256 hashes, in RFC 6962 order" });
+
+const Checkpoint = z
+  .object({
+    tree_size: z.number().int(),
+    root_hash: z.string().openapi({ description: "base64 of the RFC 6962 Merkle Tree Hash of entries 1..tree_size" }),
+    note: z.string().openapi({ description: "The C2SP tlog-checkpoint signed note, whole" }),
+    origin: z.string(),
+    created_at: z.string(),
+  })
+  .openapi("AuditCheckpoint");
+
+const Verification = z
+  .object({
+    ok: z.boolean(),
+    tree_size: z.number().int(),
+    checked: z.number().int(),
+    from: z.number().int(),
+    to: z.number().int(),
+    next: z.number().int().nullable().openapi({ description: "The seq to pass as `from` to check the next window" }),
+    problems: z.array(z.object({ seq: z.number().int().nullable(), problem: z.string() })),
+  })
+  .openapi("AuditVerification");
+
+export const auditLogRoutes = resource();
+// Only these paths: the rest of /api/v1/audit (src/api/audit.ts) has its own authentication.
+for (const path of ["/checkpoints", "/checkpoints/*", "/public-key", "/consistency", "/verify", "/:id/proof"]) {
+  auditLogRoutes.use(path, requireOrganisation);
+}
+
+/** The latest checkpoint's tree size, or 409 while the log has none. */
+async function sealedSize(d1: D1Database, orgId: number): Promise<number> {
+  const latest = await latestCheckpoint(database(d1), orgId);
+  if (!latest) throw new ApiError(409, "not_sealed", "the audit log has no checkpoint yet: the scheduled handler seals it every minute");
+  return latest.treeSize;
+}
+
+function withinSealed(size: number, sealed: number, field: string) {
+  if (size > sealed) {
+    throw new ApiError(400, "validation_failed", `${field} ${size} is beyond the latest checkpoint (${sealed} entries)`, [
+      { field, message: `at most ${sealed}` },
+    ]);
+  }
+}
+
+auditLogRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/checkpoints/latest",
+    tags,
+    summary: "The latest signed checkpoint of the organisation's log",
+    security,
+    responses: { 200: json(Checkpoint, "The checkpoint"), ...errorResponses },
+  }),
+  async (c) => {
+    const row = await latestCheckpoint(database(c.env.DB), c.get("orgId"));
+    if (!row) throw notFound("checkpoint");
+    return c.json(checkpointOut(row), 200);
+  },
+);
+
+auditLogRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/checkpoints",
+    tags,
+    summary: "Every checkpoint, newest first",
+    security,
+    request: { query: z.strictObject({ page_size: pageSize, cursor: z.string().max(512).optional() }) },
+    responses: { 200: json(page(Checkpoint), "A page of checkpoints"), ...errorResponses },
+  }),
+  async (c) => {
+    const { page_size, cursor } = c.req.valid("query");
+    const before = cursor ? decodeCursor<[number]>(cursor, ["number"])[0] : undefined;
+    const { rows, next } = await listCheckpoints(database(c.env.DB), c.get("orgId"), page_size, before);
+    return c.json({ results: rows.map(checkpointOut), next: next === null ? null : encodeCursor([next]) }, 200);
+  },
+);
+
+auditLogRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/public-key",
+    tags,
+    summary: "The signed-note verifier key that checks this organisation's checkpoints",
+    security,
+    responses: {
+      200: json(z.object({ vkey: z.string().openapi({ example: "flaghook.example.com/org/1+3f2a9c1e+Ab3d..." }) }), "The vkey"),
+      ...errorResponses,
+    },
+  }),
+  async (c) => {
+    const signer = await requireSigner(config(c.env).auditSigningKey);
+    return c.json({ vkey: await signer.vkey(logOrigin(config(c.env).auditLogOrigin, c.get("orgId"))) }, 200);
+  },
+);
+
+auditLogRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/{id}/proof",
+    tags,
+    summary: "The inclusion proof (RFC 6962 audit path) of an entry",
+    security,
+    request: {
+      params: z.object({ id: numericId("id") }),
+      query: z.strictObject({ tree_size: treeSize.optional().openapi({ description: "Default: the latest checkpoint's" }) }),
+    },
+    responses: {
+      200: json(
+        z.object({ seq: z.number().int(), leaf_index: z.number().int(), tree_size: z.number().int(), leaf: z.string(), proof: base64Hashes }),
+        "The entry's leaf and its audit path",
+      ),
+      ...errorResponses,
+    },
+  }),
+  async (c) => {
+    const orgId = c.get("orgId");
+    const db = database(c.env.DB);
+    const seq = c.req.valid("param").id;
+    const entry = await findAuditEntry(db, orgId, seq);
+    if (!entry) throw notFound("audit entry");
+    const sealed = await sealedSize(c.env.DB, orgId);
+    const size = c.req.valid("query").tree_size ?? sealed;
+    withinSealed(size, sealed, "tree_size");
+    if (seq > size) throw new ApiError(400, "validation_failed", `entry ${seq} is not in a tree of ${size} entries`, [{ field: "tree_size", message: `at least ${seq}` }]);
+    const proof = await new TreeReader(db, orgId).rangeHashes(auditPath(seq - 1, size));
+    return c.json({ seq, leaf_index: seq - 1, tree_size: size, leaf: auditLeaf(entry), proof: proof.map(toBase64) }, 200);
+  },
+);
+
+auditLogRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/consistency",
+    tags,
+    summary: "The consistency proof (RFC 6962) between two tree sizes",
+    security,
+    request: { query: z.strictObject({ from: treeSize, to: treeSize.optional().openapi({ description: "Default: the latest checkpoint's" }) }) },
+    responses: { 200: json(z.object({ from: z.number().int(), to: z.number().int(), proof: base64Hashes }), "The proof"), ...errorResponses },
+  }),
+  async (c) => {
+    const orgId = c.get("orgId");
+    const sealed = await sealedSize(c.env.DB, orgId);
+    const { from } = c.req.valid("query");
+    const to = c.req.valid("query").to ?? sealed;
+    withinSealed(to, sealed, "to");
+    if (from > to) throw new ApiError(400, "validation_failed", "from must not be larger than to", [{ field: "from", message: `at most ${to}` }]);
+    const proof = await new TreeReader(database(c.env.DB), orgId).rangeHashes(consistencyProof(from, to));
+    return c.json({ from, to, proof: proof.map(toBase64) }, 200);
+  },
+);
+
+const VERIFY_MAX = 10_000;
+
+auditLogRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/verify",
+    tags,
+    summary: "Recomputes the stored entries against the latest checkpoint",
+    description: `Checks the checkpoint's signature, the stored tree up to its root, and entries from..from+limit-1 (at most ${VERIFY_MAX} a request; \`next\` says where to go on).`,
+    security,
+    request: {
+      query: z.strictObject({
+        from: treeSize.default(1).openapi({ description: "The first seq to check" }),
+        limit: z.coerce.number().int().min(1).max(VERIFY_MAX).default(VERIFY_MAX),
+      }),
+    },
+    responses: { 200: json(Verification, "What was checked and what is wrong"), ...errorResponses },
+  }),
+  async (c) => {
+    const signer = await requireSigner(config(c.env).auditSigningKey);
+    const { from, limit } = c.req.valid("query");
+    return c.json(await verifyLog(database(c.env.DB), c.env.AUDIT_BUCKET, signer, c.get("orgId"), { from, limit }), 200);
+  },
+);

@@ -1,0 +1,35 @@
+// flaghook's own audit entries (webhooks, API keys, inbound sources, the audit log itself): the one
+// service that writes system events, called by the API, the admin pages, delivery and sealing.
+import type { ChangeEvent } from "../domain/event";
+import { FLAGHOOK, type ReservedRelatedType, type Submitter } from "../domain/provenance";
+import type { Env } from "../env";
+import { acceptEvents } from "./accept";
+
+export interface SystemChange {
+  log: string;
+  /** The webhook the change is about: its id becomes the related object's uuid, its environment the entry's. */
+  webhook?: { id: string; environmentId: number | null };
+  relatedType?: ReservedRelatedType;
+  relatedUuid?: string;
+}
+
+/**
+ * Audits a change of flaghook's own objects. `by` is who caused it (the API key, the operator, a person
+ * in the admin pages), or flaghook itself when nobody did. A person's change names them as its author
+ * (email, no id or names: flaghook has no user table) and is not a system event; every other is one.
+ */
+export async function recordSystemEvent(env: Env, orgId: number, change: SystemChange, by: Submitter = FLAGHOOK): Promise<void> {
+  const person = by.type === "person" ? by.id : null;
+  const event: ChangeEvent = {
+    type: "CUSTOM",
+    log: change.log,
+    author: person ? { id: null, email: person, first_name: "", last_name: "" } : null,
+    environment: change.webhook?.environmentId != null ? { id: change.webhook.environmentId } : null,
+    related_object: {
+      type: change.relatedType ?? "WEBHOOK",
+      id: null,
+      uuid: change.webhook?.id ?? change.relatedUuid ?? null,
+    },
+  };
+  await acceptEvents(env, orgId, [{ event }], by, { system: person === null });
+}
