@@ -1,4 +1,4 @@
-// `npm run bench [-- ingest drain fanout audit bundle] [--quick]`: the benchmarks of SPEC 9 in the
+// `npm run bench [-- ingest drain fanout audit history bundle] [--quick]`: the benchmarks of SPEC 9 in the
 // local runtime (`wrangler dev`), one section after another, progress as they run, a table at the
 // end and the same figures in bench/results/latest.json (and a timestamped copy).
 //   --quick              smaller sizes and shorter runs (a few minutes in all)
@@ -12,12 +12,13 @@ import { auditBench, label } from "./audit.mjs";
 import { bundleBench } from "./bundle.mjs";
 import { drainBench } from "./drain.mjs";
 import { fanoutBench } from "./fanout.mjs";
+import { historyBench } from "./history.mjs";
 import { ingestBench } from "./ingest.mjs";
 import { progress, table } from "./lib/stats.mjs";
 import { removeSnapshot, snapshotSource, workerConfig } from "./lib/snapshot.mjs";
 import { ROOT, setLogDir } from "./lib/wrangler.mjs";
 
-const SECTIONS = ["ingest", "drain", "fanout", "audit", "bundle"];
+const SECTIONS = ["ingest", "drain", "fanout", "audit", "history", "bundle"];
 const argv = process.argv.slice(2);
 const option = (name, fallback) => argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback;
 const quick = argv.includes("--quick");
@@ -51,6 +52,7 @@ for (const section of sections) {
     if (section === "drain") results.drain = await drainBench({ quick, proxy });
     if (section === "fanout") results.fanout = await fanoutBench({ quick, proxy });
     if (section === "audit") results.audit = await auditBench({ quick });
+    if (section === "history") results.history = await historyBench({ quick });
     if (section === "bundle") results.bundle = await bundleBench();
   } catch (err) {
     failures.push(`${section}: ${err.stack ?? err}`);
@@ -86,6 +88,12 @@ function targets(r) {
     const sizes = `${label(r.audit.sizes[1])} within 1.5x of ${label(r.audit.sizes[0])}`;
     out.push({ target: `filtered audit pages at ${sizes} (worst p50 ratio)`, value: r.audit.worst_indexed_ratio_p50, met: r.audit.worst_indexed_ratio_p50 <= 1.5 });
     out.push({ target: `filtered audit pages at ${sizes} (worst p99 ratio)`, value: r.audit.worst_indexed_ratio_p99, met: r.audit.worst_indexed_ratio_p99 <= 1.5 });
+  }
+  if (r.history) {
+    const h = r.history;
+    const large = label(h.sizes[1]);
+    out.push({ target: `state?at= p50 under 100 ms at ${large} audit entries`, value: h.state_p50_ms_large, met: h.state_p50_ms_large < 100 });
+    out.push({ target: `state?at= p50 at ${large} within 1.5x of ${label(h.sizes[0])}`, value: h.state_ratio_p50, met: h.state_ratio_p50 <= 1.5 });
   }
   return out;
 }
@@ -175,6 +183,18 @@ function report(r) {
             ? [x.query, `${x.small.rows_per_s} rows/s, first bytes ${x.small.first_bytes_ms} ms`, `${x.large.rows_per_s} rows/s, first bytes ${x.large.first_bytes_ms} ms${x.large.complete ? "" : " (10 s read)"}`, "-"]
             : [x.query, `p50 ${x.small.p50} / p99 ${x.small.p99} ms`, `p50 ${x.large.p50} / p99 ${x.large.p99} ms`, x.ratio_p50],
         ),
+      ]),
+    );
+  }
+  if (r.history) {
+    const h = r.history;
+    const [s, l] = h.sizes.map(label);
+    const e = h.environment;
+    parts.push(
+      `\nFlag history: an environment of ${e.features} features x ${e.segments + e.identities} overrides (${e.states} states, ${e.changes} changes), in organisations of ${s} and ${l} audit entries; ${h.samples_per_query} requests per query and size, alternating`,
+      table([
+        ["Query", "KiB", `p50 ${s}`, `p99 ${s}`, `p50 ${l}`, `p99 ${l}`, "ratio p50", "ratio p99"],
+        ...h.queries.map((x) => [x.query, x.response_kib, x[`p50_ms_${s}`], x[`p99_ms_${s}`], x[`p50_ms_${l}`], x[`p99_ms_${l}`], x.ratio_p50, x.ratio_p99]),
       ]),
     );
   }

@@ -28,11 +28,16 @@ export function insertRows(
   const returning = options.returning ? ` returning ${options.returning.map((c) => `"${c.name}"`).join(", ")}` : "";
   const head = sql.raw(`insert into "${getTableConfig(table).name}" (${names}) select ${values} from json_each(`);
   const tail = sql.raw(`) where true on conflict do nothing${returning}`);
-  const statements: SQL[] = [];
+  return jsonChunks(rows).map((json) => sql.join([head, sql`${json}`, tail]));
+}
+
+/** `rows` as JSON arrays of at most 500 KB each, to bind as one value a statement (none for no rows). */
+export function jsonChunks(rows: readonly unknown[]): string[] {
+  const chunks: string[] = [];
   let part: string[] = [];
   let size = 0;
   const flush = () => {
-    statements.push(sql.join([head, sql`${`[${part.join(",")}]`}`, tail]));
+    chunks.push(`[${part.join(",")}]`);
     part = [];
     size = 0;
   };
@@ -42,6 +47,6 @@ export function insertRows(
     part.push(json);
     size += json.length + 1;
   }
-  flush();
-  return statements;
+  if (part.length) flush();
+  return chunks;
 }

@@ -1,0 +1,69 @@
+// Flag history rows for the history bench, written by SQLite itself (INSERT ... SELECT over a
+// recursive CTE) like lib/audit-rows.mjs. Columns follow flag_changes and flag_subjects in
+// migrations/ (0003_issue12_flag_history.sql).
+//
+// The environment under test: `features` features, each with a default, `segments` segment
+// overrides and `identities` identity overrides, every one of them set `versions` times: version 0
+// creates it on day 0, version v sets it on day 10 v; within a version, state s takes effect s
+// seconds into the day. Its changes are Flagsmith's relayed flag events (no audit entry), so the
+// same environment can sit in an organisation of 10k audit entries or of 1M.
+import { BASE_EPOCH } from "./audit-rows.mjs";
+
+export const DAY = 86_400;
+/** created_date / changed_at form of a unix time: ISO-8601 with microseconds and Z. */
+export const micro = (seconds) => `${new Date(seconds * 1000).toISOString().slice(0, 19)}.000000Z`;
+/** When version v of state s took effect (seconds). */
+export const changedAt = (v, s) => BASE_EPOCH + v * 10 * DAY + s;
+
+const date = (expr) => `strftime('%Y-%m-%dT%H:%M:%S', ${expr}, 'unixepoch') || '.000000Z'`;
+
+/** SQL writing the environment's states and their changes. */
+export function environmentHistorySql(orgId, { environmentId, projectId, features, segments, identities, versions }) {
+  const per = 1 + segments + identities;
+  const states = features * per;
+  const s = `(n % ${states})`;
+  const v = `(n / ${states})`;
+  const feature = `(1 + ${s} / ${per})`;
+  const k = `(${s} % ${per})`;
+  const scope = `case when ${k} = 0 then 'environment' when ${k} <= ${segments} then 'segment' else 'identity' end`;
+  const subject = `case when ${k} = 0 then '' when ${k} <= ${segments} then cast(${k} as text) else 'user-' || ${feature} || '-' || ${k} end`;
+  const subjectId = `case when ${k} = 0 then null when ${k} <= ${segments} then ${k} else ${feature} * 1000 + ${k} end`;
+  const subjectName = `case when ${k} = 0 then null when ${k} <= ${segments} then 'segment ' || ${k} else 'user-' || ${feature} || '-' || ${k} end`;
+  const featureName = `'feature_' || printf('%04d', ${feature})`;
+  const at = date(`${BASE_EPOCH} + ${v} * ${10 * DAY} + ${s}`);
+  return `INSERT INTO environments (org_id, id, project_id, name, api_key, updated_at)
+  VALUES (${orgId}, ${environmentId}, ${projectId}, 'History bench', 'history_bench_env', ${BASE_EPOCH * 1000});
+WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g WHERE n < ${states * versions - 1})
+INSERT INTO flag_changes (org_id, environment_id, feature_id, scope, subject, changed_at, change, enabled, value, multivariate,
+  priority, feature_name, subject_id, subject_name, audit_entry_id, event_id, author, reported_before, recorded_at)
+SELECT ${orgId}, ${environmentId}, ${feature}, ${scope}, ${subject}, ${at}, case when ${v} = 0 then 'created' else 'set' end,
+  (n / 7) % 2, '"value ' || ${v} || ' of ' || ${s} || '"', case when ${k} = 0 then '[]' end,
+  case when ${k} between 1 and ${segments} then ${k} - 1 end, ${featureName}, ${subjectId}, ${subjectName}, null,
+  'evt_history_bench_' || n, 'kyle@example.com', null, (${BASE_EPOCH} + ${v} * ${10 * DAY} + ${s}) * 1000
+FROM g;
+WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g WHERE n < ${states - 1})
+INSERT INTO flag_subjects (org_id, environment_id, feature_id, scope, subject, feature_name, first_changed_at, first_change, last_changed_at)
+SELECT ${orgId}, ${environmentId}, ${feature}, ${scope}, ${subject}, ${featureName}, ${date(`${BASE_EPOCH} + ${s}`)}, 'created',
+  ${date(`${BASE_EPOCH} + ${versions - 1} * ${10 * DAY} + ${s}`)}
+FROM g;`;
+}
+
+/**
+ * SQL projecting the organisation's generated audit entries (lib/audit-rows.mjs: FLAG_STATE_UPDATED
+ * in environments <project>00-04) into the flag history as the recorder would have, so the
+ * organisation's history holds their changes too.
+ */
+export function projectedAuditSql(orgId) {
+  const flag = `FROM audit_entries a WHERE a.org_id = ${orgId} AND a.type = 'FLAG_STATE_UPDATED'`;
+  return `INSERT INTO flag_changes (org_id, environment_id, feature_id, scope, subject, changed_at, change, enabled, value, multivariate,
+  priority, feature_name, subject_id, subject_name, audit_entry_id, event_id, author, reported_before, recorded_at)
+SELECT a.org_id, a.environment_id, json_extract(a.event, '$.feature.id'), 'environment', '', a.created_date, 'set',
+  json_extract(a.event, '$.new_state.enabled'), json_quote(json_extract(a.event, '$.new_state.feature_state_value')), null, null,
+  json_extract(a.event, '$.feature.name'), null, null, a.id, a.event_id, 'User Number ' || a.author_id,
+  json_extract(a.event, '$.previous_state'), a.recorded_at
+${flag};
+INSERT INTO flag_subjects (org_id, environment_id, feature_id, scope, subject, feature_name, first_changed_at, first_change, last_changed_at)
+SELECT a.org_id, a.environment_id, json_extract(a.event, '$.feature.id'), 'environment', '', max(json_extract(a.event, '$.feature.name')),
+  min(a.created_date), 'set', max(a.created_date)
+${flag} GROUP BY a.org_id, a.environment_id, json_extract(a.event, '$.feature.id');`;
+}

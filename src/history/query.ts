@@ -1,0 +1,149 @@
+// Reading the flag history: which change is in force for each flag state of an environment at a
+// moment (one index seek per state, so the cost follows the environment's size, not the log's), the
+// changes between two moments, and one flag's changes in order.
+import { and, eq } from "drizzle-orm";
+import { notFound } from "../domain/errors";
+import type { StoredChange, SubjectInForce } from "../domain/flag-state";
+import type { Change, Scope } from "../domain/history";
+import type { Db } from "../db/client";
+import { environments } from "../db/schema";
+
+/** The organisation's environment by id or api_key; another organisation's, or one never seen, is not found. */
+export async function findEnvironment(db: Db, orgId: number, ref: string): Promise<{ id: number; name: string | null }> {
+  const byId = /^\d{1,15}$/.test(ref);
+  const [found] = await db
+    .select({ id: environments.id, name: environments.name })
+    .from(environments)
+    .where(and(eq(environments.orgId, orgId), byId ? eq(environments.id, Number(ref)) : eq(environments.apiKey, ref)))
+    .limit(1);
+  if (!found) throw notFound("environment");
+  return found;
+}
+
+const CHANGE_COLUMNS = `c.id, c.changed_at, c.change, c.enabled, c.value, c.multivariate, c.priority, c.feature_name,
+  c.subject_id, c.subject_name, c.audit_entry_id, c.event_id, c.author`;
+
+/** The latest change of subject `s` (own: its own subject; '*': every override of its scope) before a bound. */
+const latest = (subject: string, bound: string) => `(select o.id from flag_changes o
+  where o.org_id = s.org_id and o.environment_id = s.environment_id and o.feature_id = s.feature_id
+    and o.scope = s.scope and o.subject = ${subject} and ${bound}
+  order by o.changed_at desc, o.id desc limit 1)`;
+
+/**
+ * For each subject of `where` (over flag_subjects s), the change in force at a bound: its own latest
+ * change, unless a change to every override of its scope is later (domain/history.ts `inForce`).
+ * `bound` limits the changes `o` considered, e.g. `o.changed_at <= ?1`.
+ */
+function inForceSql(where: string, bound: string): string {
+  return `with l as (
+      select s.feature_id, s.scope, s.subject, s.feature_name, s.first_changed_at, s.first_change,
+        ${latest("s.subject", bound)} as own,
+        case when s.scope <> 'environment' and s.subject <> '*' then ${latest("'*'", bound)} end as every
+      from flag_subjects s where ${where}
+    )
+    select l.feature_id, l.scope, l.subject, l.feature_name as subject_feature_name, l.first_changed_at, l.first_change, ${CHANGE_COLUMNS}
+    from l
+    left join flag_changes w on w.id = l.every
+    left join flag_changes own on own.id = l.own
+    left join flag_changes c on c.id = case
+      when w.id is not null and (own.id is null or w.changed_at > own.changed_at or (w.changed_at = own.changed_at and w.id > own.id)) then w.id
+      else own.id end`;
+}
+
+type Row = [number, Scope, string, string, string, Change, ...unknown[]];
+
+function storedChange(r: unknown[], from: number): StoredChange | null {
+  if (r[from] === null) return null;
+  const [id, changedAt, change, enabled, value, multivariate, priority, featureName, subjectId, subjectName, auditEntryId, eventId, author] =
+    r.slice(from) as [number, string, Change, number | null, string | null, string | null, number | null, string, number | null, string | null, number | null, string, string | null];
+  return {
+    id,
+    featureId: r[0] as number,
+    scope: r[1] as Scope,
+    subject: r[2] as string,
+    changedAt,
+    change,
+    enabled: enabled === null ? null : enabled === 1,
+    value,
+    multivariate,
+    priority,
+    featureName,
+    subjectId,
+    subjectName,
+    auditEntryId,
+    eventId,
+    author,
+  };
+}
+
+function subjectsInForce(rows: Row[]): SubjectInForce[] {
+  return rows.map((r) => ({
+    featureId: r[0],
+    scope: r[1],
+    subject: r[2],
+    featureName: r[3],
+    firstChangedAt: r[4],
+    firstChange: r[5],
+    change: storedChange(r, 6),
+  }));
+}
+
+/** Every flag state of the environment with the change in force at `at` (changes up to and including `at`). */
+export async function subjectsAt(db: Db, orgId: number, environmentId: number, at: string): Promise<SubjectInForce[]> {
+  const query = inForceSql("s.org_id = ?2 and s.environment_id = ?3", "o.changed_at <= ?1");
+  const rows = await db.$client.prepare(query).bind(at, orgId, environmentId).raw<Row>();
+  return subjectsInForce(rows);
+}
+
+/** The changes that took effect in (from, to], oldest first. */
+export async function changesWithin(db: Db, orgId: number, environmentId: number, from: string, to: string): Promise<StoredChange[]> {
+  const rows = await db.$client
+    .prepare(
+      `select c.feature_id, c.scope, c.subject, ${CHANGE_COLUMNS} from flag_changes c
+       where c.org_id = ?1 and c.environment_id = ?2 and c.changed_at > ?3 and c.changed_at <= ?4 order by c.changed_at, c.id`,
+    )
+    .bind(orgId, environmentId, from, to)
+    .raw<unknown[]>();
+  return rows.map((r) => storedChange(r, 3)!);
+}
+
+/** Position of a change in a flag's timeline: (changed_at, id). */
+export type TimelineCursor = [string, number];
+
+/**
+ * One flag's changes after `after`, oldest first, each with the change that was in force for its
+ * state just before it (null: none).
+ */
+export async function timelineOf(
+  db: Db,
+  orgId: number,
+  environmentId: number,
+  featureId: number,
+  limit: number,
+  after?: TimelineCursor,
+): Promise<{ changes: { change: StoredChange; previous: StoredChange | null }[]; next: TimelineCursor | null }> {
+  const page = await db.$client
+    .prepare(
+      `select c.feature_id, c.scope, c.subject, ${CHANGE_COLUMNS}, c.reported_before from flag_changes c
+       where c.org_id = ?1 and c.environment_id = ?2 and c.feature_id = ?3 and (c.changed_at > ?4 or (c.changed_at = ?4 and c.id > ?5))
+       order by c.changed_at, c.id limit ?6`,
+    )
+    .bind(orgId, environmentId, featureId, after?.[0] ?? "", after?.[1] ?? 0, limit + 1)
+    .raw<unknown[]>();
+  const changes = page.slice(0, limit).map((r) => ({ ...storedChange(r, 3)!, reportedBefore: r.at(-1) as string | null }));
+  const where = "s.org_id = ?2 and s.environment_id = ?3 and s.feature_id = ?4 and s.scope = ?5 and s.subject = ?6";
+  const bound = "(o.changed_at < ?1 or (o.changed_at = ?1 and o.id < ?7))";
+  const previous = changes.length
+    ? await db.$client.batch<unknown>(
+        changes.map((c) => db.$client.prepare(inForceSql(where, bound)).bind(c.changedAt, orgId, environmentId, featureId, c.scope, c.subject, c.id)),
+      )
+    : [];
+  const last = changes.at(-1);
+  return {
+    changes: changes.map((change, i) => {
+      const [row] = (previous[i].results ?? []) as Record<string, unknown>[];
+      return { change, previous: row ? storedChange(Object.values(row), 6) : null };
+    }),
+    next: page.length > limit && last ? [last.changedAt, last.id] : null,
+  };
+}
