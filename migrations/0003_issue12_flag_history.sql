@@ -18,6 +18,7 @@ CREATE TABLE `flag_changes` (
 	`event_id` text NOT NULL,
 	`author` text,
 	`reported_before` text,
+	`state_json` text,
 	`recorded_at` integer NOT NULL
 );
 --> statement-breakpoint

@@ -226,6 +226,8 @@ export const flagChanges = sqliteTable(
     eventId: text("event_id").notNull(),
     author: text("author"),
     reportedBefore: text("reported_before"), // JSON of the previous state the source reported
+    /** The state this change leaves as the state answer lists it (domain/flag-state.ts listedState); null if none. */
+    stateJson: text("state_json"),
     recordedAt: ms("recorded_at").notNull(),
   },
   (t) => [

@@ -39,25 +39,25 @@ export interface SubjectInForce {
 
 /** A flag state in an answer. `known: false` when flaghook cannot tell it (every value null then). */
 export interface StateOut {
-  known: boolean;
+  /** Segment overrides only: the override's priority (0 first). */
+  priority?: number | null;
   enabled: boolean | null;
   feature_state_value: unknown;
   multivariate_feature_state_values: unknown;
-  /** Segment overrides only: the override's priority (0 first). */
-  priority?: number | null;
   changed_at: string | null;
   audit_entry_id: number | null;
   event_id: string | null;
+  known: boolean;
 }
 
 export const UNKNOWN: StateOut = {
-  known: false,
   enabled: null,
   feature_state_value: null,
   multivariate_feature_state_values: null,
   changed_at: null,
   audit_entry_id: null,
   event_id: null,
+  known: false,
 };
 
 const parse = (json: string | null | undefined): unknown => (json == null ? null : JSON.parse(json));
@@ -79,17 +79,16 @@ export function stateAfter(change: StoredChange | null, none: StateOut | null): 
   if (!change) return none;
   if (change.change === "deleted") return null;
   if (change.change === "unknown") return UNKNOWN;
-  const out: StateOut = {
-    known: true,
+  return {
+    ...(change.scope === "segment" ? { priority: change.priority } : {}),
     enabled: change.enabled,
     feature_state_value: parse(change.value),
     multivariate_feature_state_values: parse(change.multivariate),
     changed_at: change.changedAt,
     audit_entry_id: change.auditEntryId,
     event_id: change.eventId,
+    known: true,
   };
-  if (change.scope === "segment") out.priority = change.priority;
-  return out;
 }
 
 /**
@@ -124,64 +123,62 @@ function subjectRef(scope: Scope, subject: string, change: StoredChange | null):
   return { id: change?.subjectId ?? null, identifier: subject };
 }
 
-type Values = Omit<StateOut, "known" | "priority">;
 
 // --- GET /environments/{env}/state
 
-export interface FeatureStateOut extends Values {
-  feature: { id: number; name: string };
-  known: boolean;
-  known_since: string;
-  segment_overrides: (Values & { segment: SegmentRef | null; priority: number | null; known: boolean })[];
-  identity_overrides: (Values & { identity: IdentityRef | null; known: boolean })[];
+/**
+ * How the state answer lists the state a change leaves: an override with its segment or identity,
+ * or the default's values; null when the change leaves no state it can list (deleted, unknown).
+ * Stored with each change (flag_changes.state_json), so an environment's state is assembled from
+ * these without rendering each of its thousands of overrides again.
+ */
+export function listedState(change: StoredChange): object | null {
+  const state = change.change === "set" || change.change === "created" ? stateAfter(change, null) : null;
+  if (!state) return null;
+  return listedAs(change.scope, change.subject, change, state);
 }
 
-const byPriority = (a: { priority: number | null; segment: SegmentRef | null }, b: typeof a) =>
-  (a.priority ?? Infinity) - (b.priority ?? Infinity) || (a.segment?.id ?? Infinity) - (b.segment?.id ?? Infinity);
+/** An override of the state answer whose state flaghook cannot tell (null segment/identity: any others). */
+export const unknownOverride = (scope: "segment" | "identity", subject: string, subjectId: number | null, subjectName: string | null) =>
+  listedAs(scope, subject, { subjectId, subjectName }, { ...UNKNOWN, ...(scope === "segment" ? { priority: null } : {}) });
+
+function listedAs(scope: Scope, subject: string, names: Pick<StoredChange, "subjectId" | "subjectName">, state: StateOut): object {
+  if (scope === "environment") return state;
+  const ref = subject === EVERY ? null : scope === "segment" ? { id: Number(subject), name: names.subjectName } : { id: names.subjectId, identifier: subject };
+  return scope === "segment" ? { segment: ref, ...state } : { identity: ref, ...state };
+}
+
+/** One feature of an environment at a moment, as the parts src/history/query.ts assembles it. */
+export interface FeatureAt {
+  featureId: number;
+  name: string;
+  knownSince: string;
+  /** The default's listed values (JSON), or how it stands: no state yet, deleted, unknown. */
+  defaults: string | "absent" | "unknown";
+  /** Listed segment overrides (JSON objects joined by commas), by priority. */
+  segments: string;
+  /** Listed identity overrides (JSON objects joined by commas), by identifier. */
+  identities: string;
+  /** Overrides whose state flaghook cannot tell. */
+  unknown: { scope: "segment" | "identity"; subject: string; subjectId: number | null; subjectName: string | null }[];
+}
 
 /**
- * Every feature of an environment at a moment, by name: its default, segment overrides (by
- * priority) and identity overrides (by identifier). A feature deleted then, or created later, is
- * absent; one flaghook had not seen yet is `known: false`. An override is listed from its first
- * recorded change; `{"segment": null, "known": false}` stands for overrides flaghook cannot tell.
+ * A feature entry of the state answer as JSON text, or null when the feature did not exist then.
+ * Text, not objects: an environment may have 50,000 overrides, already stored as listed JSON.
  */
-export function featuresAt(subjects: readonly SubjectInForce[]): FeatureStateOut[] {
-  const byFeature = new Map<number, SubjectInForce[]>();
-  for (const s of subjects) {
-    const group = byFeature.get(s.featureId);
-    if (group) group.push(s);
-    else byFeature.set(s.featureId, [s]);
-  }
-  const features: FeatureStateOut[] = [];
-  for (const [featureId, group] of byFeature) {
-    const env = group.find((s) => s.scope === "environment");
-    const state = env ? stateOf(env) : UNKNOWN;
-    if (state === null) continue;
-    const { priority: _p, ...defaults } = state;
-    const out: FeatureStateOut = {
-      feature: { id: featureId, name: env?.change?.featureName ?? newest(group).featureName },
-      ...defaults,
-      known_since: group.reduce((min, s) => (s.firstChangedAt < min ? s.firstChangedAt : min), group[0].firstChangedAt),
-      segment_overrides: [],
-      identity_overrides: [],
-    };
-    for (const s of group) {
-      if (s.scope === "environment") continue;
-      // An override is listed once seen; before that flaghook cannot even name it.
-      const st = s.subject === EVERY ? (s.change?.change === "unknown" ? UNKNOWN : null) : stateAfter(s.change, null);
-      if (!st) continue;
-      const { priority = null, ...rest } = st;
-      if (s.scope === "segment") out.segment_overrides.push({ segment: subjectRef("segment", s.subject, s.change) as SegmentRef | null, priority, ...rest });
-      else out.identity_overrides.push({ identity: subjectRef("identity", s.subject, s.change) as IdentityRef | null, ...rest });
-    }
-    out.segment_overrides.sort(byPriority);
-    out.identity_overrides.sort((a, b) => (a.identity?.identifier ?? "\uffff").localeCompare(b.identity?.identifier ?? "\uffff"));
-    features.push(out);
-  }
-  return features.sort((a, b) => a.feature.name.localeCompare(b.feature.name) || a.feature.id - b.feature.id);
+export function featureJson(f: FeatureAt): string | null {
+  if (f.defaults === "absent") return null;
+  const defaults = f.defaults === "unknown" ? JSON.stringify(UNKNOWN) : f.defaults;
+  const more = (listed: string, scope: "segment" | "identity") => {
+    const extra = f.unknown.filter((u) => u.scope === scope).map((u) => JSON.stringify(unknownOverride(u.scope, u.subject, u.subjectId, u.subjectName)));
+    return [listed, ...extra].filter(Boolean).join(",");
+  };
+  return (
+    `{"feature":${JSON.stringify({ id: f.featureId, name: f.name })},${defaults.slice(1, -1)},"known_since":${JSON.stringify(f.knownSince)},` +
+    `"segment_overrides":[${more(f.segments, "segment")}],"identity_overrides":[${more(f.identities, "identity")}]}`
+  );
 }
-
-const newest = (group: readonly SubjectInForce[]) => group.reduce((a, b) => (b.featureName && b.firstChangedAt > a.firstChangedAt ? b : a));
 
 // --- GET /environments/{env}/changes
 

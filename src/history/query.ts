@@ -3,7 +3,7 @@
 // changes between two moments, and one flag's changes in order.
 import { and, eq } from "drizzle-orm";
 import { notFound } from "../domain/errors";
-import type { StoredChange, SubjectInForce } from "../domain/flag-state";
+import type { FeatureAt, StoredChange, SubjectInForce } from "../domain/flag-state";
 import type { Change, Scope } from "../domain/history";
 import type { Db } from "../db/client";
 import { environments } from "../db/schema";
@@ -34,14 +34,14 @@ const latest = (subject: string, bound: string) => `(select o.id from flag_chang
  * change, unless a change to every override of its scope is later (domain/history.ts `inForce`).
  * `bound` limits the changes `o` considered, e.g. `o.changed_at <= ?1`.
  */
-function inForceSql(where: string, bound: string): string {
+function inForceSql(where: string, bound: string, extra = ""): string {
   return `with l as (
       select s.feature_id, s.scope, s.subject, s.feature_name, s.first_changed_at, s.first_change,
         ${latest("s.subject", bound)} as own,
         case when s.scope <> 'environment' and s.subject <> '*' then ${latest("'*'", bound)} end as every
       from flag_subjects s where ${where}
     )
-    select l.feature_id, l.scope, l.subject, l.feature_name as subject_feature_name, l.first_changed_at, l.first_change, ${CHANGE_COLUMNS}
+    select l.feature_id, l.scope, l.subject, l.feature_name as subject_feature_name, l.first_changed_at, l.first_change, ${CHANGE_COLUMNS}${extra ? `, ${extra}` : ""}
     from l
     left join flag_changes w on w.id = l.every
     left join flag_changes own on own.id = l.own
@@ -88,11 +88,71 @@ function subjectsInForce(rows: Row[]): SubjectInForce[] {
   }));
 }
 
-/** Every flag state of the environment with the change in force at `at` (changes up to and including `at`). */
-export async function subjectsAt(db: Db, orgId: number, environmentId: number, at: string): Promise<SubjectInForce[]> {
-  const query = inForceSql("s.org_id = ?2 and s.environment_id = ?3", "o.changed_at <= ?1");
-  const rows = await db.$client.prepare(query).bind(at, orgId, environmentId).raw<Row>();
+/**
+ * Every feature of the environment at `at` (changes up to and including it), by name, each
+ * assembled in SQL from the listed states stored with the changes in force: an environment of
+ * 1,000 features with 50 overrides each is 1,000 rows out of D1, not 51,000.
+ */
+export async function featuresAt(db: Db, orgId: number, environmentId: number, at: string): Promise<FeatureAt[]> {
+  const query = `with f as (${inForceSql("s.org_id = ?2 and s.environment_id = ?3", "o.changed_at <= ?1", "c.state_json, own.subject_name as own_subject_name, own.subject_id as own_subject_id")})
+    select feature_id,
+      coalesce(max(case when scope = 'environment' then feature_name end), max(subject_feature_name)) as name,
+      min(first_changed_at) as known_since,
+      max(case when scope = 'environment' then coalesce(change, case first_change when 'created' then 'absent' else 'unknown' end) end) as defaults,
+      max(case when scope = 'environment' then state_json end) as listed,
+      group_concat(case when scope = 'segment' and subject <> '*' and change in ('set', 'created') then state_json end, ','
+        order by priority nulls last, cast(subject as integer)) as segments,
+      group_concat(case when scope = 'identity' and subject <> '*' and change in ('set', 'created') then state_json end, ',' order by subject) as identities,
+      group_concat(case when scope <> 'environment' and change = 'unknown' then json_array(scope, subject, own_subject_id, own_subject_name) end) as unknown
+    from f group by feature_id order by name, feature_id`;
+  const rows = await db.$client.prepare(query).bind(at, orgId, environmentId).raw<[number, string, string, string | null, string | null, string | null, string | null, string | null]>();
+  return rows.map(([featureId, name, knownSince, defaults, listed, segments, identities, unknown]) => ({
+    featureId,
+    name,
+    knownSince,
+    // No default recorded: unknown. A default not yet changed: absent if it began with a creation, else unknown.
+    defaults: defaults === "set" || defaults === "created" ? listed! : defaults === "absent" || defaults === "deleted" ? "absent" : "unknown",
+    segments: segments ?? "",
+    identities: identities ?? "",
+    unknown: unknown
+      ? (JSON.parse(`[${unknown}]`) as [FeatureAt["unknown"][number]["scope"], string, number | null, string | null][]).map(([scope, subject, subjectId, subjectName]) => ({
+          scope,
+          subject,
+          subjectId,
+          subjectName,
+        }))
+      : [],
+  }));
+}
+
+/** The given flag states of the environment with the change in force for each at `at`. */
+export async function subjectsAt(
+  db: Db,
+  orgId: number,
+  environmentId: number,
+  at: string,
+  subjects: readonly Pick<SubjectInForce, "featureId" | "scope" | "subject">[],
+): Promise<SubjectInForce[]> {
+  if (!subjects.length) return [];
+  const where = "s.org_id = ?2 and s.environment_id = ?3 and (s.feature_id, s.scope, s.subject) in (select value ->> 0, value ->> 1, value ->> 2 from json_each(?4))";
+  const rows = await db.$client
+    .prepare(inForceSql(where, "o.changed_at <= ?1"))
+    .bind(at, orgId, environmentId, JSON.stringify(subjects.map((s) => [s.featureId, s.scope, s.subject])))
+    .raw<Row>();
   return subjectsInForce(rows);
+}
+
+/** Every flag state of the environment that a change to every override of its scope may have reached. */
+export async function subjectsOfScopes(db: Db, orgId: number, environmentId: number, scopes: readonly [number, string][]) {
+  if (!scopes.length) return [];
+  const rows = await db.$client
+    .prepare(
+      `select feature_id, scope, subject from flag_subjects where org_id = ?1 and environment_id = ?2
+       and (feature_id, scope) in (select value ->> 0, value ->> 1 from json_each(?3))`,
+    )
+    .bind(orgId, environmentId, JSON.stringify(scopes))
+    .raw<[number, SubjectInForce["scope"], string]>();
+  return rows.map(([featureId, scope, subject]) => ({ featureId, scope, subject }));
 }
 
 /** The changes that took effect in (from, to], oldest first. */
