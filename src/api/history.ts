@@ -139,7 +139,7 @@ historyRoutes.openapi(
     const scopes = window.filter((w) => w.subject === EVERY).map((w) => [w.featureId, w.scope] as [number, string]);
     const touched = [...own, ...(await subjectsOfScopes(db, orgId, environment.id, scopes))];
     const [before, after] = await Promise.all([subjectsAt(db, orgId, environment.id, from, touched), subjectsAt(db, orgId, environment.id, to, touched)]);
-    return c.json({ from, to, environment, changes: netChanges(before, after, window) }, 200);
+    return c.json({ from, to, environment, changes: netChanges(to, before, after, window) }, 200);
   },
 );
 

@@ -203,7 +203,12 @@ const key = (s: Pick<StoredChange, "featureId" | "scope" | "subject">) => `${s.f
  * (`window`, oldest first): its own, and those to every override of its scope while it existed. A
  * state changed and changed back is listed with equal before and after.
  */
-export function netChanges(before: readonly SubjectInForce[], after: readonly SubjectInForce[], window: readonly StoredChange[]): NetChange[] {
+export function netChanges(
+  to: string,
+  before: readonly SubjectInForce[],
+  after: readonly SubjectInForce[],
+  window: readonly StoredChange[],
+): NetChange[] {
   const at = new Map<string, { before?: SubjectInForce; after?: SubjectInForce }>();
   for (const s of before) at.set(key(s), { before: s });
   for (const s of after) at.set(key(s), { ...at.get(key(s)), after: s });
@@ -216,7 +221,9 @@ export function netChanges(before: readonly SubjectInForce[], after: readonly Su
   const out: NetChange[] = [];
   for (const [k, { before: b, after: a }] of at) {
     const s = (a ?? b)!;
-    if (s.subject === EVERY) continue;
+    // A change to every override of a scope is shown through the states it reached; a state first
+    // recorded after `to` was not known in the window at all.
+    if (s.subject === EVERY || s.firstChangedAt > to) continue;
     const first = { firstChange: s.firstChange };
     const was = b ? stateOf(b) : beforeFirst(first);
     const is = a ? stateOf(a) : beforeFirst(first);
@@ -242,7 +249,8 @@ export function netChanges(before: readonly SubjectInForce[], after: readonly Su
       audit_entry_ids: [...new Set(applied.map((c) => c.auditEntryId).filter((x): x is number => x !== null))],
       event_ids: [...new Set(applied.map((c) => c.eventId))],
     };
-    const named = [...applied].reverse().find((c) => c.subject !== EVERY) ?? (a ?? b)!.change;
+    // Named as of its latest own change (a change to every override names none).
+    const named = [...[...applied].reverse(), a?.change, b?.change].find((c) => c && c.subject !== EVERY) ?? null;
     if (s.scope === "segment") entry.segment = subjectRef("segment", s.subject, named) as SegmentRef;
     if (s.scope === "identity") entry.identity = subjectRef("identity", s.subject, named) as IdentityRef;
     out.push(entry);

@@ -21,7 +21,7 @@ export async function findEnvironment(db: Db, orgId: number, ref: string): Promi
 }
 
 const CHANGE_COLUMNS = `c.id, c.changed_at, c.change, c.enabled, c.value, c.multivariate, c.priority, c.feature_name,
-  c.subject_id, c.subject_name, c.audit_entry_id, c.event_id, c.author`;
+  c.subject_id, c.subject_name, c.audit_entry_id, c.event_id, c.author, c.subject`;
 
 /** The latest change of subject `s` (own: its own subject; '*': every override of its scope) before a bound. */
 const latest = (subject: string, bound: string) => `(select o.id from flag_changes o
@@ -54,13 +54,13 @@ type Row = [number, Scope, string, string, string, Change, ...unknown[]];
 
 function storedChange(r: unknown[], from: number): StoredChange | null {
   if (r[from] === null) return null;
-  const [id, changedAt, change, enabled, value, multivariate, priority, featureName, subjectId, subjectName, auditEntryId, eventId, author] =
-    r.slice(from) as [number, string, Change, number | null, string | null, string | null, number | null, string, number | null, string | null, number | null, string, string | null];
+  const [id, changedAt, change, enabled, value, multivariate, priority, featureName, subjectId, subjectName, auditEntryId, eventId, author, subject] =
+    r.slice(from) as [number, string, Change, number | null, string | null, string | null, number | null, string, number | null, string | null, number | null, string, string | null, string];
   return {
     id,
     featureId: r[0] as number,
     scope: r[1] as Scope,
-    subject: r[2] as string,
+    subject,
     changedAt,
     change,
     enabled: enabled === null ? null : enabled === 1,
