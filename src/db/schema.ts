@@ -237,7 +237,7 @@ export const flagChanges = sqliteTable(
   ],
 );
 
-/** Every flag state flag_changes has seen, so a state at any moment is one seek per state. */
+/** Every flag state flag_changes has seen (and `*` per scope), so a state at any moment is one seek per state. */
 export const flagSubjects = sqliteTable(
   "flag_subjects",
   {

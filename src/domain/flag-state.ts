@@ -159,7 +159,7 @@ export interface FeatureAt {
   segments: string;
   /** Listed identity overrides (JSON objects joined by commas), by identifier. */
   identities: string;
-  /** Overrides whose state flaghook cannot tell. */
+  /** Overrides whose state flaghook cannot tell: each one's own, and `*` for all of a scope. */
   unknown: { scope: "segment" | "identity"; subject: string; subjectId: number | null; subjectName: string | null }[];
 }
 

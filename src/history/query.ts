@@ -21,7 +21,7 @@ export async function findEnvironment(db: Db, orgId: number, ref: string): Promi
 }
 
 const CHANGE_COLUMNS = `c.id, c.changed_at, c.change, c.enabled, c.value, c.multivariate, c.priority, c.feature_name,
-  c.subject_id, c.subject_name, c.audit_entry_id, c.event_id, c.author, c.subject`;
+  c.subject_id, c.subject_name, c.audit_entry_id, c.event_id, c.author, c.subject as change_subject`;
 
 /** The latest change of subject `s` (own: its own subject; '*': every override of its scope) before a bound. */
 const latest = (subject: string, bound: string) => `(select o.id from flag_changes o
@@ -103,7 +103,8 @@ export async function featuresAt(db: Db, orgId: number, environmentId: number, a
       group_concat(case when scope = 'segment' and subject <> '*' and change in ('set', 'created') then state_json end, ','
         order by priority nulls last, cast(subject as integer)) as segments,
       group_concat(case when scope = 'identity' and subject <> '*' and change in ('set', 'created') then state_json end, ',' order by subject) as identities,
-      group_concat(case when scope <> 'environment' and change = 'unknown' then json_array(scope, subject, own_subject_id, own_subject_name) end) as unknown
+      group_concat(case when scope <> 'environment' and change = 'unknown' and change_subject = subject
+        then json_array(scope, subject, own_subject_id, own_subject_name) end) as unknown
     from f group by feature_id order by name, feature_id`;
   const rows = await db.$client.prepare(query).bind(at, orgId, environmentId).raw<[number, string, string, string | null, string | null, string | null, string | null, string | null]>();
   return rows.map(([featureId, name, knownSince, defaults, listed, segments, identities, unknown]) => ({

@@ -99,7 +99,7 @@ function upsertSubjects(json: string): SQL {
   return sql`insert into flag_subjects (org_id, environment_id, feature_id, scope, subject, feature_name, first_changed_at,
       first_change, last_changed_at)
     select ${at(ORG)}, ${environment}, ${at(FEATURE)}, ${at(SCOPE)}, ${at(SUBJECT)}, ${at(FEATURE_NAME)}, ${at(AT)}, ${at(CHANGE)}, ${at(AT)}
-    ${fromRows(json)} and ${at(SUBJECT)} <> '*'
+    ${fromRows(json)}
     on conflict do update set
       feature_name = case when excluded.last_changed_at >= flag_subjects.last_changed_at then excluded.feature_name else flag_subjects.feature_name end,
       first_change = case when excluded.first_changed_at < flag_subjects.first_changed_at then excluded.first_change else flag_subjects.first_change end,
