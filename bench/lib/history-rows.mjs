@@ -17,6 +17,22 @@ export const changedAt = (v, s) => BASE_EPOCH + v * 10 * DAY + s;
 
 const date = (expr) => `strftime('%Y-%m-%dT%H:%M:%S', ${expr}, 'unixepoch') || '.000000Z'`;
 
+/**
+ * flag_changes.state_json as the recorder writes it (domain/flag-state.ts listedState), from
+ * columns of the row being inserted: `ref` is the segment/identity object, or null for a default.
+ */
+const listed = ({ scope, ref, priority }) =>
+  ref === undefined
+    ? `json_object(${values()})`
+    : `case ${scope}
+  when 'environment' then json_object(${values()})
+  when 'segment' then json_object('segment', ${ref}, 'priority', ${priority}, ${values()})
+  else json_object('identity', ${ref}, ${values()}) end`;
+function values() {
+  return "'enabled', json(case ENABLED when 1 then 'true' else 'false' end), 'feature_state_value', json(VALUE), 'multivariate_feature_state_values', json(MV), 'changed_at', AT, 'audit_entry_id', AUDIT, 'event_id', EVENT, 'known', json('true')";
+}
+const fill = (template, parts) => template.replace(/\b(ENABLED|VALUE|MV|AT|AUDIT|EVENT)\b/g, (k) => parts[k.toLowerCase()]);
+
 /** SQL writing the environment's states and their changes. */
 export function environmentHistorySql(orgId, { environmentId, projectId, features, segments, identities, versions }) {
   const per = 1 + segments + identities;
@@ -35,12 +51,22 @@ export function environmentHistorySql(orgId, { environmentId, projectId, feature
   VALUES (${orgId}, ${environmentId}, ${projectId}, 'History bench', 'history_bench_env', ${BASE_EPOCH * 1000});
 WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g WHERE n < ${states * versions - 1})
 INSERT INTO flag_changes (org_id, environment_id, feature_id, scope, subject, changed_at, change, enabled, value, multivariate,
-  priority, feature_name, subject_id, subject_name, audit_entry_id, event_id, author, reported_before, recorded_at)
-SELECT ${orgId}, ${environmentId}, ${feature}, ${scope}, ${subject}, ${at}, case when ${v} = 0 then 'created' else 'set' end,
-  (n / 7) % 2, '"value ' || ${v} || ' of ' || ${s} || '"', case when ${k} = 0 then '[]' end,
-  case when ${k} between 1 and ${segments} then ${k} - 1 end, ${featureName}, ${subjectId}, ${subjectName}, null,
-  'evt_history_bench_' || n, 'kyle@example.com', null, (${BASE_EPOCH} + ${v} * ${10 * DAY} + ${s}) * 1000
-FROM g;
+  priority, feature_name, subject_id, subject_name, audit_entry_id, event_id, author, reported_before, recorded_at, state_json)
+SELECT *, ${fill(
+    listed({
+      scope: "scope",
+      ref: "case scope when 'segment' then json_object('id', subject_id, 'name', subject_name) else json_object('id', subject_id, 'identifier', subject) end",
+      priority: "priority",
+    }),
+    { enabled: "enabled", value: "value", mv: "multivariate", at: "changed_at", audit: "audit_entry_id", event: "event_id" },
+  )}
+FROM (SELECT ${orgId} as org_id, ${environmentId} as environment_id, ${feature} as feature_id, ${scope} as scope, ${subject} as subject,
+  ${at} as changed_at, case when ${v} = 0 then 'created' else 'set' end as change,
+  (n / 7) % 2 as enabled, '"value ' || ${v} || ' of ' || ${s} || '"' as value, case when ${k} = 0 then '[]' end as multivariate,
+  case when ${k} between 1 and ${segments} then ${k} - 1 end as priority, ${featureName} as feature_name, ${subjectId} as subject_id,
+  ${subjectName} as subject_name, null as audit_entry_id, 'evt_history_bench_' || n as event_id, 'kyle@example.com' as author,
+  null as reported_before, (${BASE_EPOCH} + ${v} * ${10 * DAY} + ${s}) * 1000 as recorded_at
+FROM g);
 WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g WHERE n < ${states - 1})
 INSERT INTO flag_subjects (org_id, environment_id, feature_id, scope, subject, feature_name, first_changed_at, first_change, last_changed_at)
 SELECT ${orgId}, ${environmentId}, ${feature}, ${scope}, ${subject}, ${featureName}, ${date(`${BASE_EPOCH} + ${s}`)}, 'created',
@@ -56,12 +82,13 @@ FROM g;`;
 export function projectedAuditSql(orgId) {
   const flag = `FROM audit_entries a WHERE a.org_id = ${orgId} AND a.type = 'FLAG_STATE_UPDATED'`;
   return `INSERT INTO flag_changes (org_id, environment_id, feature_id, scope, subject, changed_at, change, enabled, value, multivariate,
-  priority, feature_name, subject_id, subject_name, audit_entry_id, event_id, author, reported_before, recorded_at)
-SELECT a.org_id, a.environment_id, json_extract(a.event, '$.feature.id'), 'environment', '', a.created_date, 'set',
-  json_extract(a.event, '$.new_state.enabled'), json_quote(json_extract(a.event, '$.new_state.feature_state_value')), null, null,
-  json_extract(a.event, '$.feature.name'), null, null, a.id, a.event_id, 'User Number ' || a.author_id,
-  json_extract(a.event, '$.previous_state'), a.recorded_at
-${flag};
+  priority, feature_name, subject_id, subject_name, audit_entry_id, event_id, author, reported_before, recorded_at, state_json)
+SELECT *, ${fill(listed({}), { enabled: "enabled", value: "value", mv: "multivariate", at: "changed_at", audit: "audit_entry_id", event: "event_id" })}
+FROM (SELECT a.org_id, a.environment_id, json_extract(a.event, '$.feature.id') as feature_id, 'environment', '', a.created_date as changed_at, 'set',
+  json_extract(a.event, '$.new_state.enabled') as enabled, json_quote(json_extract(a.event, '$.new_state.feature_state_value')) as value,
+  null as multivariate, null, json_extract(a.event, '$.feature.name'), null, null, a.id as audit_entry_id, a.event_id as event_id,
+  'User Number ' || a.author_id, json_extract(a.event, '$.previous_state'), a.recorded_at
+${flag});
 INSERT INTO flag_subjects (org_id, environment_id, feature_id, scope, subject, feature_name, first_changed_at, first_change, last_changed_at)
 SELECT a.org_id, a.environment_id, json_extract(a.event, '$.feature.id'), 'environment', '', max(json_extract(a.event, '$.feature.name')),
   min(a.created_date), 'set', max(a.created_date)
