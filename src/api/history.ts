@@ -1,16 +1,12 @@
 // Flag history of an environment: its state at a moment, the net changes between two moments, and
 // one flag's timeline. Mounted under /api/v1/environments/{env}, where {env} is the id or api_key.
 import { createRoute, z } from "@hono/zod-openapi";
-import type { Context } from "hono";
-import { isoMicro, now } from "../domain/clock";
-import { ApiError, notFound } from "../domain/errors";
 import { timestamp } from "../domain/event";
-import { featureJson, netChanges, timelineEntry } from "../domain/flag-state";
-import { EVERY } from "../domain/history";
 import { database } from "../db/client";
-import { changesWithin, featuresAt, findEnvironment, subjectsAt, subjectsOfScopes, timelineOf, type TimelineCursor } from "../history/query";
+import { changesAnswer, stateJson, timelineAnswer } from "../history/answers";
+import type { TimelineCursor } from "../history/query";
 import { requireOrganisation } from "./auth";
-import { resource, type AppEnv } from "./context";
+import { resource } from "./context";
 import { decodeCursor, encodeCursor, errorResponses, json, numericId, page, pageSize } from "./schemas";
 
 const description = (d: string) => ({ description: d });
@@ -84,12 +80,6 @@ const at = timestamp.openapi({ description: "ISO-8601 date-time; without a zone 
 const security = [{ apiKey: [] }];
 const tags = ["Flag history"];
 
-async function environmentOf(c: Context<AppEnv>) {
-  return findEnvironment(database(c.env.DB), c.get("orgId"), c.req.param("env") ?? "");
-}
-
-const nowMicro = () => isoMicro(now());
-
 export const historyRoutes = resource();
 for (const path of ["/state", "/changes", "/features/*"]) historyRoutes.use(path, requireOrganisation);
 
@@ -104,14 +94,8 @@ historyRoutes.openapi(
     responses: { 200: json(EnvironmentState, "The state at `at` (default: now), features by name"), ...errorResponses },
   }),
   async (c) => {
-    const environment = await environmentOf(c);
-    const moment = c.req.valid("query").at ?? nowMicro();
-    const features = await featuresAt(database(c.env.DB), c.get("orgId"), environment.id, moment);
-    // Written as text: the features arrive as stored JSON (an environment may hold 50,000 overrides).
-    const body = `{"at":${JSON.stringify(moment)},"environment":${JSON.stringify(environment)},"features":[${features
-      .map(featureJson)
-      .filter((f) => f !== null)
-      .join(",")}]}`;
+    const { env } = c.req.valid("param");
+    const body = await stateJson(database(c.env.DB), c.get("orgId"), env, c.req.valid("query").at);
     // `never`: the route's typed response is for c.json; this text is that same EnvironmentState.
     return c.body(body, 200, { "Content-Type": "application/json" }) as never;
   },
@@ -128,18 +112,8 @@ historyRoutes.openapi(
     responses: { 200: json(Changes, "Every flag state that changed in (from, to]"), ...errorResponses },
   }),
   async (c) => {
-    const environment = await environmentOf(c);
-    const { from, to = nowMicro() } = c.req.valid("query");
-    if (from > to) throw new ApiError(400, "invalid_request", "from must not be after to", [{ field: "from", message: `after to (${to})` }]);
-    const db = database(c.env.DB);
-    const orgId = c.get("orgId");
-    const window = await changesWithin(db, orgId, environment.id, from, to);
-    // The states those changes touched: their own, and every state of a scope a change to all of them reached.
-    const own = window.filter((w) => w.subject !== EVERY);
-    const scopes = window.filter((w) => w.subject === EVERY).map((w) => [w.featureId, w.scope] as [number, string]);
-    const touched = [...own, ...(await subjectsOfScopes(db, orgId, environment.id, scopes))];
-    const [before, after] = await Promise.all([subjectsAt(db, orgId, environment.id, from, touched), subjectsAt(db, orgId, environment.id, to, touched)]);
-    return c.json({ from, to, environment, changes: netChanges(to, before, after, window) }, 200);
+    const { from, to } = c.req.valid("query");
+    return c.json(await changesAnswer(database(c.env.DB), c.get("orgId"), c.req.valid("param").env, from, to), 200);
   },
 );
 
@@ -157,12 +131,10 @@ historyRoutes.openapi(
     responses: { 200: json(page(TimelineEntry), "A page of changes"), ...errorResponses },
   }),
   async (c) => {
-    const environment = await environmentOf(c);
-    const { feature_id } = c.req.valid("param");
+    const { env, feature_id } = c.req.valid("param");
     const { page_size, cursor } = c.req.valid("query");
     const after = cursor ? decodeCursor<TimelineCursor>(cursor, ["string", "number"]) : undefined;
-    const { changes, next } = await timelineOf(database(c.env.DB), c.get("orgId"), environment.id, feature_id, page_size, after);
-    if (!changes.length && !after) throw notFound("flag history of this feature in this environment");
-    return c.json({ results: changes.map((x) => timelineEntry(x.change, x.previous)), next: next ? encodeCursor(next) : null }, 200);
+    const { results, next } = await timelineAnswer(database(c.env.DB), c.get("orgId"), env, feature_id, page_size, after);
+    return c.json({ results, next: next ? encodeCursor(next) : null }, 200);
   },
 );

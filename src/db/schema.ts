@@ -231,9 +231,9 @@ export const flagChanges = sqliteTable(
     recordedAt: ms("recorded_at").notNull(),
   },
   (t) => [
-    index("flag_changes_subject").on(t.orgId, t.environmentId, t.featureId, t.scope, t.subject, t.changedAt),
+    // Also what makes recording an event twice (two consumers racing) add nothing: an event changes a state once.
+    uniqueIndex("flag_changes_subject").on(t.orgId, t.environmentId, t.featureId, t.scope, t.subject, t.changedAt, t.eventId),
     index("flag_changes_time").on(t.orgId, t.environmentId, t.changedAt),
-    uniqueIndex("flag_changes_event").on(t.orgId, t.eventId, t.environmentId, t.scope, t.subject),
   ],
 );
 

@@ -64,10 +64,11 @@ const listed = (r: ReportedState, changedAt: string, eventId: string) =>
     author: null,
   }) ?? undefined;
 
-const at = (i: number) => sql.raw(`r.value ->> ${i}`);
+// Each row is read as JSONB, parsed once: reading 20 columns from its text would parse it 20 times.
+const at = (i: number) => sql.raw(`r.v ->> ${i}`);
 
 /** The rows bound as `json`, each once per environment it applies to (all of the project's when it names none). */
-const fromRows = (json: string) => sql`from json_each(${json}) r
+const fromRows = (json: string) => sql`from (select jsonb(value) as v from json_each(${json})) r
   left join environments e on ${at(ENV)} is null and e.org_id = ${at(ORG)} and e.project_id = ${at(PROJECT)}
   where (${at(ENV)} is not null or e.id is not null)`;
 

@@ -8,6 +8,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ApiError } from "../domain/errors";
 import { auditPages } from "./audit";
 import { deliveryPages } from "./deliveries";
+import { historyPages } from "./history";
 import { Notice, pageHeaders, render } from "./layout";
 import { requireSession, type UiEnv } from "./session";
 import { signInRoutes } from "./sign-in";
@@ -40,6 +41,7 @@ uiRoutes.use(csrf());
 uiRoutes.route("/", signInRoutes);
 uiRoutes.use(requireSession);
 uiRoutes.route("/", auditPages);
+uiRoutes.route("/", historyPages);
 uiRoutes.route("/", webhookPages);
 uiRoutes.route("/", deliveryPages);
 uiRoutes.all("*", () => {

@@ -22,7 +22,7 @@ export const pageHeaders = secureHeaders({
   },
 });
 
-type Section = "audit" | "webhooks" | "docs" | "sign-in";
+type Section = "audit" | "flags" | "webhooks" | "docs" | "sign-in";
 
 interface PageProps {
   title: string;
@@ -55,6 +55,7 @@ function Page({ title, nonce, session, section, children }: PropsWithChildren<Pa
             </a>
             <nav>
               {session && link("/ui/audit", "Audit log", "audit")}
+              {session && link("/ui/flags", "Flags", "flags")}
               {session && link("/ui/webhooks", "Webhooks", "webhooks")}
               {!session && section === "docs" && <a href="/ui">Admin pages</a>}
               {link("/docs", "API docs", "docs")}

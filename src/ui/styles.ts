@@ -80,6 +80,8 @@ legend{padding:0 .3rem}
 .toolbar{display:flex;flex-wrap:wrap;gap:1rem 2.5rem}
 .toolbar form{flex:1 1 18rem;max-width:28rem}
 .toc{columns:2 16rem;margin:0;padding-left:1.2rem}
+ul.plain{list-style:none;padding-left:0;margin:.3rem 0}
+ul.plain li{margin:.15rem 0}
 @media (max-width:640px){
  main{padding:.6rem}
  .card{padding:.75rem}
