@@ -1,6 +1,6 @@
 // Flag history rows for the history bench, written by SQLite itself (INSERT ... SELECT over a
-// recursive CTE) like lib/audit-rows.mjs. Columns follow flag_changes and flag_subjects in
-// migrations/ (0003_issue12_flag_history.sql).
+// recursive CTE) like lib/audit-rows.mjs. Columns follow flag_changes in migrations/
+// (*_issue12_flag_history.sql); its trigger (*_issue12_flag_subjects_trigger.sql) fills flag_subjects.
 //
 // The environment under test: `features` features, each with a default, `segments` segment
 // overrides and `identities` identity overrides, every one of them set `versions` times: version 0
@@ -50,9 +50,10 @@ export function environmentHistorySql(orgId, { environmentId, projectId, feature
   return `INSERT INTO environments (org_id, id, project_id, name, api_key, updated_at)
   VALUES (${orgId}, ${environmentId}, ${projectId}, 'History bench', 'history_bench_env', ${BASE_EPOCH * 1000});
 WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g WHERE n < ${states * versions - 1})
-INSERT INTO flag_changes (org_id, environment_id, feature_id, scope, subject, changed_at, change, enabled, value, multivariate,
-  priority, feature_name, subject_id, subject_name, audit_entry_id, event_id, author, reported_before, recorded_at, state_json)
-SELECT *, ${fill(
+INSERT INTO flag_changes (org_id, environment_id, feature_id, scope, subject, changed_at, change, priority, feature_name,
+  subject_id, subject_name, audit_entry_id, event_id, author, reported_before, recorded_at, state_json)
+SELECT org_id, environment_id, feature_id, scope, subject, changed_at, change, priority, feature_name, subject_id, subject_name,
+  audit_entry_id, event_id, author, reported_before, recorded_at, ${fill(
     listed({
       scope: "scope",
       ref: "case scope when 'segment' then json_object('id', subject_id, 'name', subject_name) else json_object('id', subject_id, 'identifier', subject) end",
@@ -66,12 +67,7 @@ FROM (SELECT ${orgId} as org_id, ${environmentId} as environment_id, ${feature} 
   case when ${k} between 1 and ${segments} then ${k} - 1 end as priority, ${featureName} as feature_name, ${subjectId} as subject_id,
   ${subjectName} as subject_name, null as audit_entry_id, 'evt_history_bench_' || n as event_id, 'kyle@example.com' as author,
   null as reported_before, (${BASE_EPOCH} + ${v} * ${10 * DAY} + ${s}) * 1000 as recorded_at
-FROM g);
-WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g WHERE n < ${states - 1})
-INSERT INTO flag_subjects (org_id, environment_id, feature_id, scope, subject, feature_name, first_changed_at, first_change, last_changed_at)
-SELECT ${orgId}, ${environmentId}, ${feature}, ${scope}, ${subject}, ${featureName}, ${date(`${BASE_EPOCH} + ${s}`)}, 'created',
-  ${date(`${BASE_EPOCH} + ${versions - 1} * ${10 * DAY} + ${s}`)}
-FROM g;`;
+FROM g);`;
 }
 
 /**
@@ -81,16 +77,14 @@ FROM g;`;
  */
 export function projectedAuditSql(orgId) {
   const flag = `FROM audit_entries a WHERE a.org_id = ${orgId} AND a.type = 'FLAG_STATE_UPDATED'`;
-  return `INSERT INTO flag_changes (org_id, environment_id, feature_id, scope, subject, changed_at, change, enabled, value, multivariate,
-  priority, feature_name, subject_id, subject_name, audit_entry_id, event_id, author, reported_before, recorded_at, state_json)
-SELECT *, ${fill(listed({}), { enabled: "enabled", value: "value", mv: "multivariate", at: "changed_at", audit: "audit_entry_id", event: "event_id" })}
-FROM (SELECT a.org_id, a.environment_id, json_extract(a.event, '$.feature.id') as feature_id, 'environment', '', a.created_date as changed_at, 'set',
+  return `INSERT INTO flag_changes (org_id, environment_id, feature_id, scope, subject, changed_at, change, priority, feature_name,
+  subject_id, subject_name, audit_entry_id, event_id, author, reported_before, recorded_at, state_json)
+SELECT org_id, environment_id, feature_id, 'environment', '', changed_at, 'set', null, feature_name, null, null, audit_entry_id, event_id,
+  author, reported_before, recorded_at,
+  ${fill(listed({}), { enabled: "enabled", value: "value", mv: "multivariate", at: "changed_at", audit: "audit_entry_id", event: "event_id" })}
+FROM (SELECT a.org_id, a.environment_id, json_extract(a.event, '$.feature.id') as feature_id, a.created_date as changed_at,
   json_extract(a.event, '$.new_state.enabled') as enabled, json_quote(json_extract(a.event, '$.new_state.feature_state_value')) as value,
-  null as multivariate, null, json_extract(a.event, '$.feature.name'), null, null, a.id as audit_entry_id, a.event_id as event_id,
-  'User Number ' || a.author_id, json_extract(a.event, '$.previous_state'), a.recorded_at
-${flag});
-INSERT INTO flag_subjects (org_id, environment_id, feature_id, scope, subject, feature_name, first_changed_at, first_change, last_changed_at)
-SELECT a.org_id, a.environment_id, json_extract(a.event, '$.feature.id'), 'environment', '', max(json_extract(a.event, '$.feature.name')),
-  min(a.created_date), 'set', max(a.created_date)
-${flag} GROUP BY a.org_id, a.environment_id, json_extract(a.event, '$.feature.id');`;
+  null as multivariate, json_extract(a.event, '$.feature.name') as feature_name, a.id as audit_entry_id, a.event_id as event_id,
+  'User Number ' || a.author_id as author, json_extract(a.event, '$.previous_state') as reported_before, a.recorded_at
+${flag});`;
 }

@@ -215,9 +215,6 @@ export const flagChanges = sqliteTable(
     subject: text("subject").notNull(),
     changedAt: text("changed_at").notNull(), // microsecond ISO like audit created_date; sorts as text
     change: text("change", { enum: ["set", "created", "deleted", "unknown"] }).notNull(),
-    enabled: integer("enabled", { mode: "boolean" }),
-    value: text("value"), // JSON of feature_state_value
-    multivariate: text("multivariate"), // JSON array, or null when the source did not say
     priority: integer("priority"),
     featureName: text("feature_name").notNull(),
     subjectId: integer("subject_id"), // the segment's or identity's id
@@ -226,7 +223,10 @@ export const flagChanges = sqliteTable(
     eventId: text("event_id").notNull(),
     author: text("author"),
     reportedBefore: text("reported_before"), // JSON of the previous state the source reported
-    /** The state this change leaves as the state answer lists it (domain/flag-state.ts listedState); null if none. */
+    /**
+     * The state this change leaves, as the state answer lists it (domain/flag-state.ts listedState):
+     * enabled, feature_state_value, multivariate values, ... Null when it leaves none (deleted, unknown).
+     */
     stateJson: text("state_json"),
     recordedAt: ms("recorded_at").notNull(),
   },
@@ -237,7 +237,10 @@ export const flagChanges = sqliteTable(
   ],
 );
 
-/** Every flag state flag_changes has seen (and `*` per scope), so a state at any moment is one seek per state. */
+/**
+ * Every flag state flag_changes has seen (and `*` per scope), so a state at any moment is one seek
+ * per state. Kept by a trigger on flag_changes (migrations/*_issue12_flag_subjects_trigger.sql).
+ */
 export const flagSubjects = sqliteTable(
   "flag_subjects",
   {

@@ -20,7 +20,9 @@ export async function findEnvironment(db: Db, orgId: number, ref: string): Promi
   return found;
 }
 
-const CHANGE_COLUMNS = `c.id, c.changed_at, c.change, c.enabled, c.value, c.multivariate, c.priority, c.feature_name,
+// The values come out of the listed state: ->> gives enabled as 0/1, -> the values as JSON text.
+const CHANGE_COLUMNS = `c.id, c.changed_at, c.change, c.state_json ->> '$.enabled', c.state_json -> '$.feature_state_value',
+  c.state_json -> '$.multivariate_feature_state_values', c.priority, c.feature_name,
   c.subject_id, c.subject_name, c.audit_entry_id, c.event_id, c.author, c.subject as change_subject`;
 
 /** The latest change of subject `s` (own: its own subject; '*': every override of its scope) before a bound. */

@@ -15,10 +15,9 @@ export interface RecordedEvent {
   event: ChangeEvent;
 }
 
-// Positions in each bound row; the statements below read them with `r.value ->> n`.
-const ORG = 0, ENV = 1, PROJECT = 2, FEATURE = 3, SCOPE = 4, SUBJECT = 5, AT = 6, CHANGE = 7, ENABLED = 8,
-  VALUE = 9, MV = 10, PRIORITY = 11, FEATURE_NAME = 12, SUBJECT_ID = 13, SUBJECT_NAME = 14, EVENT = 15,
-  AUTHOR = 16, BEFORE = 17, RECORDED = 18, LISTED = 19;
+// Positions in each bound row; the statement below reads them with `r.v ->> n`.
+const ORG = 0, ENV = 1, PROJECT = 2, FEATURE = 3, SCOPE = 4, SUBJECT = 5, AT = 6, CHANGE = 7, PRIORITY = 8,
+  FEATURE_NAME = 9, SUBJECT_ID = 10, SUBJECT_NAME = 11, EVENT = 12, AUTHOR = 13, BEFORE = 14, RECORDED = 15, LISTED = 16;
 
 const json = (v: unknown) => (v === undefined ? null : JSON.stringify(v));
 
@@ -31,13 +30,11 @@ function rowsOf(messages: readonly RecordedEvent[], recordedAt: number): unknown
     const author = authorOf(m.event);
     for (const r of reported) {
       const subject = r.segment ?? (r.identity ? { id: r.identity.id, name: r.identity.identifier } : null);
-      const row = [
+      rows.push([
         m.orgId, r.environmentId, r.projectId, r.feature.id, r.scope, subjectOf(r), changedAt, r.change,
-        r.state ? (r.state.enabled ? 1 : 0) : null, r.state ? json(r.state.feature_state_value) : null,
-        r.state ? json(r.state.multivariate_feature_state_values) : null, r.segment?.priority ?? null, r.feature.name,
-        subject?.id ?? null, subject?.name ?? null, m.eventId, author, r.before ? json(r.before) : null, recordedAt,
-      ];
-      rows.push([...row, json(listed(r, changedAt, m.eventId))]);
+        r.segment?.priority ?? null, r.feature.name, subject?.id ?? null, subject?.name ?? null, m.eventId, author,
+        r.before ? json(r.before) : null, recordedAt, listed(r, changedAt, m.eventId) ?? null,
+      ]);
     }
   }
   return rows;
@@ -62,7 +59,7 @@ const listed = (r: ReportedState, changedAt: string, eventId: string) =>
     auditEntryId: null,
     eventId,
     author: null,
-  }) ?? undefined;
+  });
 
 // Each row is read as JSONB, parsed once: reading 20 columns from its text would parse it 20 times.
 const at = (i: number) => sql.raw(`r.v ->> ${i}`);
@@ -75,17 +72,15 @@ const fromRows = (json: string) => sql`from (select jsonb(value) as v from json_
 const environment = sql`coalesce(${at(ENV)}, e.id)`;
 
 function insertChanges(json: string): SQL {
-  return sql`insert into flag_changes (org_id, environment_id, feature_id, scope, subject, changed_at, change, enabled, value,
-      multivariate, priority, feature_name, subject_id, subject_name, audit_entry_id, event_id, author, reported_before, recorded_at,
-      state_json)
-    select x.org_id, x.environment_id, x.feature_id, x.scope, x.subject, x.changed_at, x.change, x.enabled, x.value,
-      x.multivariate, x.priority, x.feature_name, x.subject_id, x.subject_name, x.audit_entry_id, x.event_id, x.author,
-      x.reported_before, x.recorded_at, case when x.listed is not null then json_set(x.listed, '$.audit_entry_id', x.audit_entry_id) end
+  return sql`insert into flag_changes (org_id, environment_id, feature_id, scope, subject, changed_at, change, priority,
+      feature_name, subject_id, subject_name, audit_entry_id, event_id, author, reported_before, recorded_at, state_json)
+    select x.org_id, x.environment_id, x.feature_id, x.scope, x.subject, x.changed_at, x.change, x.priority, x.feature_name,
+      x.subject_id, x.subject_name, x.audit_entry_id, x.event_id, x.author, x.reported_before, x.recorded_at,
+      case when x.listed is not null then json_set(x.listed, '$.audit_entry_id', x.audit_entry_id) end
     from (
       select ${at(ORG)} as org_id, ${environment} as environment_id, ${at(FEATURE)} as feature_id, ${at(SCOPE)} as scope,
-        ${at(SUBJECT)} as subject, ${at(AT)} as changed_at, ${at(CHANGE)} as change, ${at(ENABLED)} as enabled,
-        ${at(VALUE)} as value, ${at(MV)} as multivariate, ${at(PRIORITY)} as priority, ${at(FEATURE_NAME)} as feature_name,
-        ${at(SUBJECT_ID)} as subject_id, ${at(SUBJECT_NAME)} as subject_name,
+        ${at(SUBJECT)} as subject, ${at(AT)} as changed_at, ${at(CHANGE)} as change, ${at(PRIORITY)} as priority,
+        ${at(FEATURE_NAME)} as feature_name, ${at(SUBJECT_ID)} as subject_id, ${at(SUBJECT_NAME)} as subject_name,
         (select a.id from audit_entries a where a.org_id = ${at(ORG)} and a.event_id = ${at(EVENT)}) as audit_entry_id,
         ${at(EVENT)} as event_id, ${at(AUTHOR)} as author, ${at(BEFORE)} as reported_before, ${at(RECORDED)} as recorded_at,
         ${at(LISTED)} as listed
@@ -95,23 +90,11 @@ function insertChanges(json: string): SQL {
     on conflict do nothing`;
 }
 
-/** Every state the history has seen, with when it was first and last seen (late arrivals move both). */
-function upsertSubjects(json: string): SQL {
-  return sql`insert into flag_subjects (org_id, environment_id, feature_id, scope, subject, feature_name, first_changed_at,
-      first_change, last_changed_at)
-    select ${at(ORG)}, ${environment}, ${at(FEATURE)}, ${at(SCOPE)}, ${at(SUBJECT)}, ${at(FEATURE_NAME)}, ${at(AT)}, ${at(CHANGE)}, ${at(AT)}
-    ${fromRows(json)}
-    on conflict do update set
-      feature_name = case when excluded.last_changed_at >= flag_subjects.last_changed_at then excluded.feature_name else flag_subjects.feature_name end,
-      first_change = case when excluded.first_changed_at < flag_subjects.first_changed_at then excluded.first_change else flag_subjects.first_change end,
-      first_changed_at = min(flag_subjects.first_changed_at, excluded.first_changed_at),
-      last_changed_at = max(flag_subjects.last_changed_at, excluded.last_changed_at)`;
-}
-
 /**
  * The statements that project `messages` (events being recorded now, none recorded before) into the
- * flag history. They run after the audit insert of the same batch, whose entry ids they look up.
+ * flag history. They run after the audit insert of the same batch, whose entry ids they look up;
+ * flag_subjects follows by trigger.
  */
 export function flagHistoryWrites(messages: readonly RecordedEvent[], recordedAt: number): SQL[] {
-  return jsonChunks(rowsOf(messages, recordedAt)).flatMap((json) => [insertChanges(json), upsertSubjects(json)]);
+  return jsonChunks(rowsOf(messages, recordedAt)).map(insertChanges);
 }
