@@ -30,6 +30,11 @@ CREATE TABLE `flag_subjects` (
 	`feature_name` text NOT NULL,
 	`first_changed_at` text NOT NULL,
 	`first_change` text NOT NULL,
-	`last_changed_at` text NOT NULL,
 	PRIMARY KEY(`org_id`, `environment_id`, `feature_id`, `scope`, `subject`)
+);
+--> statement-breakpoint
+CREATE TABLE `history_backfill` (
+	`name` text PRIMARY KEY NOT NULL,
+	`upto` integer NOT NULL,
+	`done_through` integer NOT NULL
 );

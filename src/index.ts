@@ -1,8 +1,11 @@
-// Entry: fetch (the Hono app), queue (ingest and delivery consumers), scheduled (sweeper, retention).
+// Entry: fetch (the Hono app), queue (ingest and delivery consumers), scheduled (sweeper, retention,
+// flag history of entries recorded before it existed).
 import { app } from "./app";
 import { processDeliveries, type DeliveryMessage, type DeliveryRef } from "./delivery/consumer";
 import { sweep } from "./delivery/sweeper";
+import { now } from "./domain/clock";
 import type { Env } from "./env";
+import { backfillFlagHistory } from "./history/backfill";
 import { recordBatch } from "./ingest/consumer";
 import type { IngestMessage } from "./ingest/record";
 
@@ -25,5 +28,6 @@ export default {
 
   async scheduled(_controller, env, _ctx) {
     await sweep(env);
+    await backfillFlagHistory(env, now());
   },
 } satisfies ExportedHandler<Env, QueueMessage>;

@@ -1,8 +1,11 @@
 // Flag history (issue 12): the state of every flag at any moment, the net changes between two
 // moments and a flag's timeline, from every recorded change, in the order the changes took effect.
 // Exact expected answers throughout; events go through the real ingest queue and recorder.
+import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { call, createOrganisation, recorded } from "./helpers";
+import worker from "../src/index";
+import { call, countRows, createOrganisation, recorded } from "./helpers";
 
 type Org = Awaited<ReturnType<typeof createOrganisation>>;
 type Json = Record<string, unknown>;
@@ -316,6 +319,39 @@ describe("overrides", () => {
       { ...net("identity", known(amy2, t("08:20"), true, "a2"), known(back[1], t("09:10"), true, "a2"), back, ["Kyle Johnson"]), identity: { id: 1, identifier: "amy" } },
     ]);
     expect(del).toBeDefined();
+  });
+});
+
+describe("entries recorded before the flag history existed", () => {
+  it("are projected by the scheduled handler, a slice a run, into the same answers", async () => {
+    const org = await createOrganisation();
+    const sent = await send(
+      org,
+      created(t("10:00"), { default_enabled: false, initial_value: "hello" }),
+      { ...flag(t("10:10"), true, "beta"), type: "SEGMENT_OVERRIDE_UPDATED", segment: { id: 9, name: "beta" }, segment_priority: 0 },
+      flag(t("10:20"), true, "hello"),
+    );
+    const answers = async () => [await stateAt(org, t("10:15")), await stateAt(org), await get(org, `/api/v1/environments/${PROD.id}/features/${BANNER.id}/timeline`)];
+    const before = await answers();
+    // As if these entries had been recorded before the migration: no history, and the backfill's
+    // range covering them (the migration sets it to every entry then stored).
+    await env.DB.batch([
+      env.DB.prepare("delete from flag_changes where org_id = ?").bind(org.orgId),
+      env.DB.prepare("delete from flag_subjects where org_id = ?").bind(org.orgId),
+      env.DB.prepare("update history_backfill set upto = ?, done_through = ? where name = 'flag_history'").bind(sent[2].entry, sent[0].entry - 1),
+    ]);
+    expect(await countRows("flag_changes", "org_id = ?", org.orgId)).toBe(0);
+    await expect(call(`/api/v1/environments/${PROD.id}/features/${BANNER.id}/timeline`, { headers: org.auth })).resolves.toHaveProperty("status", 404);
+
+    const ctx = createExecutionContext();
+    await worker.scheduled(createScheduledController(), env, ctx);
+    await waitOnExecutionContext(ctx);
+    expect(await answers()).toEqual(before);
+    expect(await env.DB.prepare("select upto = done_through as done from history_backfill").first("done")).toBe(1);
+    // Run again, it adds nothing.
+    const rows = await countRows("flag_changes", "org_id = ?", org.orgId);
+    await worker.scheduled(createScheduledController(), env, createExecutionContext());
+    expect(await countRows("flag_changes", "org_id = ?", org.orgId)).toBe(rows);
   });
 });
 

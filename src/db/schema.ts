@@ -249,13 +249,22 @@ export const flagSubjects = sqliteTable(
     featureId: integer("feature_id").notNull(),
     scope: text("scope", { enum: ["environment", "segment", "identity"] }).notNull(),
     subject: text("subject").notNull(),
-    featureName: text("feature_name").notNull(), // as of the latest change
+    featureName: text("feature_name").notNull(), // as of its first change; answers name features by the change in force
     firstChangedAt: text("first_changed_at").notNull(),
     firstChange: text("first_change", { enum: ["set", "created", "deleted", "unknown"] }).notNull(),
-    lastChangedAt: text("last_changed_at").notNull(),
   },
   (t) => [primaryKey({ columns: [t.orgId, t.environmentId, t.featureId, t.scope, t.subject] })],
 );
+
+/**
+ * Audit entries recorded before the flag history existed, projected by the scheduled handler a
+ * slice at a time (src/history/backfill.ts): entries with ids in (done_through, upto].
+ */
+export const historyBackfill = sqliteTable("history_backfill", {
+  name: text("name").primaryKey(),
+  upto: integer("upto").notNull(),
+  doneThrough: integer("done_through").notNull(),
+});
 
 export type AuditEntryRow = typeof auditEntries.$inferSelect;
 export type WebhookRow = typeof webhooks.$inferSelect;
