@@ -369,3 +369,18 @@ describe("bad input and other organisations", () => {
     expect((await stateAt(theirs, t("10:00"))).length).toBe(1);
   });
 });
+
+describe("the OpenAPI document", () => {
+  it("documents the three history paths with their parameters and answers", async () => {
+    const spec = (await (await call("/openapi.json")).json()) as {
+      paths: Record<string, Record<string, { parameters: { name: string; in: string; required?: boolean }[]; responses: Record<string, unknown> }>>;
+    };
+    const params = (path: string) => spec.paths[path].get.parameters.map((p) => `${p.in}:${p.name}${p.required ? "!" : ""}`).sort();
+    expect(params("/api/v1/environments/{env}/state")).toEqual(["path:env!", "query:at"]);
+    expect(params("/api/v1/environments/{env}/changes")).toEqual(["path:env!", "query:from!", "query:to"]);
+    expect(params("/api/v1/environments/{env}/features/{feature_id}/timeline")).toEqual(["path:env!", "path:feature_id!", "query:cursor", "query:page_size"]);
+    for (const path of ["/api/v1/environments/{env}/state", "/api/v1/environments/{env}/changes", "/api/v1/environments/{env}/features/{feature_id}/timeline"]) {
+      expect(Object.keys(spec.paths[path].get.responses).sort()).toEqual(["200", "400", "401", "404"]);
+    }
+  });
+});

@@ -62,14 +62,13 @@ export const UNKNOWN: StateOut = {
 
 const parse = (json: string | null | undefined): unknown => (json == null ? null : JSON.parse(json));
 
-/** Whether `a` took effect after `b`: by time, then by recording order. */
+/**
+ * Whether `a` took effect after `b`: by time, then by recording order. The change in force for a
+ * state is its own latest, unless a change to every override of its scope is later (the rule
+ * src/history/query.ts applies in SQL).
+ */
 export const later = (a: Pick<StoredChange, "changedAt" | "id">, b: Pick<StoredChange, "changedAt" | "id">) =>
   a.changedAt > b.changedAt || (a.changedAt === b.changedAt && a.id > b.id);
-
-/** The change in force for one flag state: its own latest, unless a change to every override of its scope is later. */
-export function inForce(own: StoredChange | null, every: StoredChange | null): StoredChange | null {
-  return every && (!own || later(every, own)) ? every : own;
-}
 
 /**
  * The state a change leaves: null when the state does not exist (deleted), UNKNOWN when flaghook

@@ -32,24 +32,28 @@ const latest = (subject: string, bound: string) => `(select o.id from flag_chang
   order by o.changed_at desc, o.id desc limit 1)`;
 
 /**
- * For each subject of `where` (over flag_subjects s), the change in force at a bound: its own latest
- * change, unless a change to every override of its scope is later (domain/history.ts `inForce`).
- * `bound` limits the changes `o` considered, e.g. `o.changed_at <= ?1`.
+ * For each subject of `where` (over flag_subjects s, in the organisation ?2 and environment ?3), the
+ * change in force at a bound: its own latest change, unless a change to every override of its scope
+ * (subject '*', rare: a feature deleted, a version published) is later. `bound` limits the changes
+ * `o` considered, e.g. `o.changed_at <= ?1`. One index seek per subject.
  */
 function inForceSql(where: string, bound: string, extra = ""): string {
-  return `with l as (
+  return `with m as (
+      select s.feature_id, s.scope, ${latest("'*'", bound)} as every
+      from flag_subjects s where s.org_id = ?2 and s.environment_id = ?3 and s.subject = '*'
+    ), l as (
       select s.feature_id, s.scope, s.subject, s.feature_name, s.first_changed_at, s.first_change,
-        ${latest("s.subject", bound)} as own,
-        case when s.scope <> 'environment' and s.subject <> '*' then ${latest("'*'", bound)} end as every
-      from flag_subjects s where ${where}
+        ${latest("s.subject", bound)} as own, m.every
+      from flag_subjects s left join m on m.feature_id = s.feature_id and m.scope = s.scope and s.subject <> '*'
+      where ${where}
     )
     select l.feature_id, l.scope, l.subject, l.feature_name as subject_feature_name, l.first_changed_at, l.first_change, ${CHANGE_COLUMNS}${extra ? `, ${extra}` : ""}
     from l
-    left join flag_changes w on w.id = l.every
-    left join flag_changes own on own.id = l.own
     left join flag_changes c on c.id = case
-      when w.id is not null and (own.id is null or w.changed_at > own.changed_at or (w.changed_at = own.changed_at and w.id > own.id)) then w.id
-      else own.id end`;
+      when l.every is null then l.own
+      when l.own is null then l.every
+      when (select (w.changed_at, w.id) > (o.changed_at, o.id) from flag_changes w, flag_changes o where w.id = l.every and o.id = l.own) then l.every
+      else l.own end`;
 }
 
 type Row = [number, Scope, string, string, string, Change, ...unknown[]];
@@ -96,7 +100,9 @@ function subjectsInForce(rows: Row[]): SubjectInForce[] {
  * 1,000 features with 50 overrides each is 1,000 rows out of D1, not 51,000.
  */
 export async function featuresAt(db: Db, orgId: number, environmentId: number, at: string): Promise<FeatureAt[]> {
-  const query = `with f as (${inForceSql("s.org_id = ?2 and s.environment_id = ?3", "o.changed_at <= ?1", "c.state_json, own.subject_name as own_subject_name, own.subject_id as own_subject_id")})
+  // An override whose state is unknown is named by its own latest change (the one in force names all).
+  const own = (column: string) => `case when c.change = 'unknown' then (select ${column} from flag_changes where id = l.own) end`;
+  const query = `with f as (${inForceSql("s.org_id = ?2 and s.environment_id = ?3", "o.changed_at <= ?1", `c.state_json, ${own("subject_name")} as own_subject_name, ${own("subject_id")} as own_subject_id`)})
     select feature_id,
       coalesce(max(case when scope = 'environment' then feature_name end), max(subject_feature_name)) as name,
       min(first_changed_at) as known_since,
