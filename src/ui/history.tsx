@@ -175,7 +175,7 @@ historyPages.get("/environments/:env/state", async (c) => {
       </p>
       {answer.features.length ? (
         <div class="scroll card flush">
-          <table aria-label="Flags at this moment">
+          <table class="stack" aria-label="Flags at this moment">
             <thead>
               <tr>
                 <th>Flag</th>
@@ -193,13 +193,13 @@ historyPages.get("/environments/:env/state", async (c) => {
                       known since <Time iso={f.known_since} />
                     </div>
                   </td>
-                  <td class="break">
+                  <td class="break" data-label="Default:">
                     <State state={f} />
                   </td>
-                  <td>
+                  <td data-label="Overrides:">
                     <Overrides feature={f} />
                   </td>
-                  <td class="hide-narrow small">
+                  <td class="small" data-label="Set:">
                     <Time iso={f.changed_at} /> <Source state={f} />
                   </td>
                 </tr>
@@ -222,14 +222,14 @@ function ChangeRow({ change, env }: { change: NetChange; env: string }) {
         <a href={`${envPath(env)}/features/${change.feature.id}/timeline`}>{change.feature.name}</a>
         <div class="muted small">{subjectText(change.scope === "environment" ? {} : change)}</div>
       </td>
-      <td class="old break">
+      <td class="old break" data-label="Before:">
         <State state={change.before} />
       </td>
       <td class="arrow">→</td>
-      <td class="new break">
+      <td class="new break" data-label="After:">
         <State state={change.after} />
       </td>
-      <td class="small break">
+      <td class="small break" data-label="By:">
         {change.authors.join(", ") || <span class="muted">—</span>}
         <div class="muted">
           {change.changes_between === 1 ? "1 change" : `${change.changes_between} changes`}
@@ -290,7 +290,7 @@ historyPages.get("/environments/:env/compare", async (c) => {
           </p>
           {differs.length ? (
             <div class="scroll card flush">
-              <table class="diff" aria-label="What differs">
+              <table class="diff stack" aria-label="What differs">
                 <thead>
                   <tr>
                     <th>Flag</th>
@@ -314,7 +314,7 @@ historyPages.get("/environments/:env/compare", async (c) => {
             <>
               <h2>Changed, then changed back</h2>
               <div class="scroll card flush">
-                <table class="diff" aria-label="Changed and changed back">
+                <table class="diff stack" aria-label="Changed and changed back">
                   <tbody>
                     {back.map((x) => (
                       <ChangeRow change={x} env={env} />
@@ -344,14 +344,14 @@ function TimelineRow({ entry }: { entry: TimelineEntry }) {
         {subjectText(entry.scope === "environment" ? {} : entry)}
         <div class="muted">{entry.change}</div>
       </td>
-      <td class="old break">
+      <td class="old break" data-label="Before:">
         <State state={entry.before} />
       </td>
       <td class="arrow">→</td>
-      <td class="new break">
+      <td class="new break" data-label="After:">
         <State state={entry.after} />
       </td>
-      <td class="small break">
+      <td class="small break" data-label="By:">
         {entry.author ?? <span class="muted">—</span>}
         <div>
           <Source state={entry} />
@@ -382,7 +382,7 @@ historyPages.get("/environments/:env/features/:feature{[0-9]+}/timeline", async 
         Every recorded change of this flag in {envLabel(environment)}, oldest first, in the order the changes took effect.
       </p>
       <div class="scroll card flush">
-        <table class="diff" aria-label="Timeline">
+        <table class="diff stack" aria-label="Timeline">
           <thead>
             <tr>
               <th class="nowrap">When (UTC)</th>

@@ -93,5 +93,11 @@ ul.plain li{margin:.15rem 0}
  dl.facts{grid-template-columns:1fr}
  dl.facts dt{margin-top:.4rem}
  header.top .who{margin-left:0;width:100%}
+ table.stack thead{display:none}
+ table.stack tr{display:block;border-bottom:1px solid var(--line);padding:.35rem 0}
+ table.stack td{display:block;border:0;padding:.1rem .6rem}
+ table.stack td.arrow{display:none}
+ table.stack td[data-label]::before{content:attr(data-label) " ";color:var(--muted);font-size:.8rem;font-family:system-ui,sans-serif}
+ table.stack td.old,table.stack td.new{background:none}
 }
 `;
