@@ -6,6 +6,7 @@
 // --record: recording cost instead of req/s. Each round posts 5,000 flag events (batches of 100,
 // 4 in flight, 1,000 features) to each version in turn and waits until its Worker is idle again
 // (queue drained); Worker CPU per event covers accepting them in batches and recording them.
+// With --accept-only as well, the same for accepting alone (no consumers), to subtract.
 import autocannon from "autocannon";
 import { execFileSync } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
@@ -134,7 +135,8 @@ async function recordRounds(live, rounds) {
   for (const t of live) {
     const res = await fetch(`${t.worker.url}/api/v1/audit/export?format=ndjson&project=12`, { headers: t.org.auth });
     const recorded = (await res.text()).split("\n").filter(Boolean).length;
-    console.log(`${t.name} (${t.rev}): Worker CPU ms per event (accept in batches + record) ${t.cpu.map((x) => x.toFixed(3)).join(" ")} (mean ${mean(t.cpu).toFixed(3)}); ${recorded} of ${rounds * RECORD_EVENTS} events recorded`);
+    const what = acceptOnly ? "accept in batches, no consumers" : "accept in batches + record";
+    console.log(`${t.name} (${t.rev}): Worker CPU ms per event (${what}) ${t.cpu.map((x) => x.toFixed(3)).join(" ")} (mean ${mean(t.cpu).toFixed(3)}); ${recorded} of ${rounds * RECORD_EVENTS} events recorded`);
   }
   const [a, b] = live;
   console.log(`B/A CPU per event ${(mean(b.cpu) / mean(a.cpu)).toFixed(3)}; per round ${b.cpu.map((x, i) => (x / a.cpu[i]).toFixed(2)).join(" ")}`);

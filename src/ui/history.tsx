@@ -78,7 +78,10 @@ function Tabs({ env, current, at }: { env: string; current: "state" | "compare";
   );
 }
 
-function Overrides({ feature }: { feature: Feature }) {
+/** Overrides listed per feature on the page; the API answers them all. */
+const OVERRIDES_SHOWN = 50;
+
+function Overrides({ feature, timeline }: { feature: Feature; timeline: string }) {
   const all = [...feature.segment_overrides, ...feature.identity_overrides];
   if (!all.length) return <span class="muted small">none</span>;
   return (
@@ -87,11 +90,16 @@ function Overrides({ feature }: { feature: Feature }) {
         {feature.segment_overrides.length} segment, {feature.identity_overrides.length} identity
       </summary>
       <ul class="plain small">
-        {all.map((o) => (
+        {all.slice(0, OVERRIDES_SHOWN).map((o) => (
           <li>
             {subjectText(o)}: <State state={o} /> <span class="muted">since</span> <Time iso={o.changed_at} />
           </li>
         ))}
+        {all.length > OVERRIDES_SHOWN && (
+          <li class="muted">
+            and {all.length - OVERRIDES_SHOWN} more: see the <a href={timeline}>timeline</a> or the API
+          </li>
+        )}
       </ul>
     </details>
   );
@@ -197,7 +205,7 @@ historyPages.get("/environments/:env/state", async (c) => {
                     <State state={f} />
                   </td>
                   <td data-label="Overrides:">
-                    <Overrides feature={f} />
+                    <Overrides feature={f} timeline={`${envPath(env)}/features/${f.feature.id}/timeline`} />
                   </td>
                   <td class="small" data-label="Set:">
                     <Time iso={f.changed_at} /> <Source state={f} />
