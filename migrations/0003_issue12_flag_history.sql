@@ -19,7 +19,7 @@ CREATE TABLE `flag_changes` (
 	`recorded_at` integer NOT NULL
 );
 --> statement-breakpoint
-CREATE UNIQUE INDEX `flag_changes_subject` ON `flag_changes` (`org_id`,`environment_id`,`feature_id`,`scope`,`subject`,`changed_at`,`event_id`);--> statement-breakpoint
+CREATE INDEX `flag_changes_subject` ON `flag_changes` (`org_id`,`environment_id`,`feature_id`,`scope`,`subject`,`changed_at`);--> statement-breakpoint
 CREATE INDEX `flag_changes_time` ON `flag_changes` (`org_id`,`environment_id`,`changed_at`);--> statement-breakpoint
 CREATE TABLE `flag_subjects` (
 	`org_id` integer NOT NULL,

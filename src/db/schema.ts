@@ -231,8 +231,8 @@ export const flagChanges = sqliteTable(
     recordedAt: ms("recorded_at").notNull(),
   },
   (t) => [
-    // Also what makes recording an event twice (two consumers racing) add nothing: an event changes a state once.
-    uniqueIndex("flag_changes_subject").on(t.orgId, t.environmentId, t.featureId, t.scope, t.subject, t.changedAt, t.eventId),
+    // Ends in changed_at (then the rowid), so "the latest change of a state before T" is one seek.
+    index("flag_changes_subject").on(t.orgId, t.environmentId, t.featureId, t.scope, t.subject, t.changedAt),
     index("flag_changes_time").on(t.orgId, t.environmentId, t.changedAt),
   ],
 );

@@ -193,7 +193,8 @@ export async function timelineOf(
 ): Promise<{ changes: { change: StoredChange; previous: StoredChange | null }[]; next: TimelineCursor | null }> {
   const page = await db.$client
     .prepare(
-      `select c.feature_id, c.scope, c.subject, ${CHANGE_COLUMNS}, c.reported_before from flag_changes c
+      // By the flag's own changes (sorted), not by scanning the environment's in time order for them.
+      `select c.feature_id, c.scope, c.subject, ${CHANGE_COLUMNS}, c.reported_before from flag_changes c indexed by flag_changes_subject
        where c.org_id = ?1 and c.environment_id = ?2 and c.feature_id = ?3 and (c.changed_at > ?4 or (c.changed_at = ?4 and c.id > ?5))
        order by c.changed_at, c.id limit ?6`,
     )

@@ -86,8 +86,10 @@ function insertChanges(json: string): SQL {
         ${at(LISTED)} as listed
       ${fromRows(json)}
     ) x
-    where true
-    on conflict do nothing`;
+    -- An event recorded twice (two consumers racing; D1 runs batches one at a time) adds nothing.
+    where not exists (select 1 from flag_changes f where f.org_id = x.org_id and f.environment_id = x.environment_id
+      and f.feature_id = x.feature_id and f.scope = x.scope and f.subject = x.subject and f.changed_at = x.changed_at
+      and f.event_id = x.event_id)`;
 }
 
 /**
