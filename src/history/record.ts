@@ -72,12 +72,8 @@ const fromRows = (json: string) => sql`from (select jsonb(value) as v from json_
 const environment = sql`coalesce(${at(ENV)}, e.id)`;
 
 function insertChanges(json: string): SQL {
-  return sql`insert into flag_changes (org_id, environment_id, feature_id, scope, subject, changed_at, change, priority,
-      feature_name, subject_id, subject_name, audit_entry_id, event_id, author, reported_before, recorded_at, state_json)
-    select x.org_id, x.environment_id, x.feature_id, x.scope, x.subject, x.changed_at, x.change, x.priority, x.feature_name,
-      x.subject_id, x.subject_name, x.audit_entry_id, x.event_id, x.author, x.reported_before, x.recorded_at,
-      case when x.listed is not null then json_set(x.listed, '$.audit_entry_id', x.audit_entry_id) end
-    from (
+  // Materialized: each bound value is read once, not once per place the insert uses it.
+  return sql`with x as materialized (
       select ${at(ORG)} as org_id, ${environment} as environment_id, ${at(FEATURE)} as feature_id, ${at(SCOPE)} as scope,
         ${at(SUBJECT)} as subject, ${at(AT)} as changed_at, ${at(CHANGE)} as change, ${at(PRIORITY)} as priority,
         ${at(FEATURE_NAME)} as feature_name, ${at(SUBJECT_ID)} as subject_id, ${at(SUBJECT_NAME)} as subject_name,
@@ -85,7 +81,13 @@ function insertChanges(json: string): SQL {
         ${at(EVENT)} as event_id, ${at(AUTHOR)} as author, ${at(BEFORE)} as reported_before, ${at(RECORDED)} as recorded_at,
         ${at(LISTED)} as listed
       ${fromRows(json)}
-    ) x
+    )
+    insert into flag_changes (org_id, environment_id, feature_id, scope, subject, changed_at, change, priority,
+      feature_name, subject_id, subject_name, audit_entry_id, event_id, author, reported_before, recorded_at, state_json)
+    select x.org_id, x.environment_id, x.feature_id, x.scope, x.subject, x.changed_at, x.change, x.priority, x.feature_name,
+      x.subject_id, x.subject_name, x.audit_entry_id, x.event_id, x.author, x.reported_before, x.recorded_at,
+      case when x.listed is not null then json_set(x.listed, '$.audit_entry_id', x.audit_entry_id) end
+    from x
     -- An event recorded twice (two consumers racing; D1 runs batches one at a time) adds nothing.
     where not exists (select 1 from flag_changes f where f.org_id = x.org_id and f.environment_id = x.environment_id
       and f.feature_id = x.feature_id and f.scope = x.scope and f.subject = x.subject and f.changed_at = x.changed_at
