@@ -26,8 +26,9 @@ export function insertRows(
   const names = columns.map((c) => `"${c.name}"`).join(", ");
   const values = columns.map((c, i) => options.expressions?.[c.name] ?? `value ->> ${i}`).join(", ");
   const returning = options.returning ? ` returning ${options.returning.map((c) => `"${c.name}"`).join(", ")}` : "";
-  const head = sql.raw(`insert into "${getTableConfig(table).name}" (${names}) select ${values} from json_each(`);
-  const tail = sql.raw(`) where true on conflict do nothing${returning}`);
+  // Each row as JSONB, parsed once: reading its columns from JSON text would parse it once per column.
+  const head = sql.raw(`insert into "${getTableConfig(table).name}" (${names}) select ${values} from (select jsonb(value) as value from json_each(`);
+  const tail = sql.raw(`)) where true on conflict do nothing${returning}`);
   return jsonChunks(rows).map((json) => sql.join([head, sql`${json}`, tail]));
 }
 
