@@ -1,6 +1,7 @@
-// Flag history, the pure part: what each recorded change says about flag states (flaghook's own
-// events, Flagsmith's relayed FLAG_UPDATED / FLAG_DELETED, a v2 NEW_VERSION_PUBLISHED), and how the
-// rows of one flag state answer "what was it at T". src/history/ stores and reads them.
+// Flag history, the projection's input: what each recorded change says about flag states
+// (flaghook's own events, Flagsmith's relayed FLAG_UPDATED / FLAG_DELETED, a v2
+// NEW_VERSION_PUBLISHED). domain/flag-state.ts answers from the stored changes; src/history/
+// stores and reads them.
 import { changedBy } from "./payload";
 import type { ChangeEvent } from "./event";
 
@@ -44,12 +45,6 @@ export interface ReportedState {
   state: FlagValue | null;
   /** The state before, as the source reported it (shown for a flag's first known change). */
   before?: FlagValue | null;
-}
-
-/** Who and when: the same for every state one change reports. */
-export interface ChangeOrigin {
-  changedAt: string;
-  author: string | null;
 }
 
 const value = (s: { enabled: boolean; feature_state_value?: unknown; multivariate_feature_state_values?: unknown }): FlagValue => {
