@@ -1,8 +1,12 @@
 // A/B of flaghook's ingest between two versions, both up at once under `wrangler dev` (inspector
 // proxy off) and taking turns at 4 s slices of autocannon -c32, so both see the same background
 // noise. Used to decide whether a change helps; `npm run bench` gives the figures of record.
-//   node bench/ab.mjs <revA> <revB> [rounds=4] [--no-webhooks] [--accept-only]
+//   node bench/ab.mjs <revA> <revB> [rounds=4] [--no-webhooks] [--accept-only] [--record]
 // A rev is a git revision, or "." for the working tree. Ports: BENCH_PORT_BASE + 61..64, 55.
+// --record: recording cost instead of req/s. Each round posts 5,000 flag events (batches of 100,
+// 4 in flight, 1,000 features) to each version in turn and waits until its Worker is idle again
+// (queue drained); Worker CPU per event covers accepting them in batches and recording them.
+// With --accept-only as well, the same for accepting alone (no consumers), to subtract.
 import autocannon from "autocannon";
 import { execFileSync } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
@@ -15,8 +19,10 @@ import { cpuDelta, port, ROOT, settle, startWorker } from "./lib/wrangler.mjs";
 const args = process.argv.slice(2);
 const [revA, revB, rounds = "4"] = args.filter((a) => !a.startsWith("--"));
 if (!revA || !revB) throw new Error("usage: node bench/ab.mjs <revA> <revB> [rounds] [--no-webhooks] [--accept-only]");
-const webhooks = !args.includes("--no-webhooks") && !args.includes("--accept-only");
+const webhooks = !args.includes("--no-webhooks") && !args.includes("--accept-only") && !args.includes("--record");
 const acceptOnly = args.includes("--accept-only");
+const recordMode = args.includes("--record");
+const RECORD_EVENTS = 5_000;
 const PARTS = ["src", "migrations", "wrangler.toml", "tsconfig.json", "package.json"];
 
 /** A copy of `rev` (or the working tree) with node_modules linked; answers its wrangler.toml. */
@@ -60,11 +66,18 @@ try {
       for (const [mailbox, hook] of hooks) await receiver.setSecret(mailbox, hook.secret);
     }
   }
+  if (recordMode) await recordRounds(live, Number(rounds));
+  else await ingestRounds(live, Number(rounds));
+} finally {
+  await cleanup();
+}
+
+async function ingestRounds(live, rounds) {
   const body = JSON.stringify(flagEvent(0));
   const load = (t, seconds) =>
     autocannon({ url: `${t.worker.url}/api/v1/events`, method: "POST", headers: { "content-type": "application/json", ...t.org.auth }, body, connections: 32, duration: seconds });
   for (const t of live) await load(t, 2); // warm up
-  for (let r = 0; r < Number(rounds); r++) {
+  for (let r = 0; r < rounds; r++) {
     for (const t of r % 2 ? [...live].reverse() : live) {
       await settle(live.map((x) => x.worker));
       const cpu0 = t.worker.cpu();
@@ -81,8 +94,50 @@ try {
   }
   const [a, b] = live;
   console.log(`B/A ${(mean(b.rates) / mean(a.rates)).toFixed(3)}; per round ${b.rates.map((x, i) => (x / a.rates[i]).toFixed(2)).join(" ")}`);
-} finally {
+}
+
+async function cleanup() {
   for (const t of live) await t.worker.stop();
   await receiver.close();
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+}
+
+/** Flag events of 1,000 features, posted in batches of 100 with 4 requests in flight. */
+async function postEvents(t, round) {
+  let next = 0;
+  const send = async () => {
+    while (next < RECORD_EVENTS) {
+      const from = next;
+      next += 100;
+      const events = [];
+      for (let n = from; n < Math.min(from + 100, RECORD_EVENTS); n++) {
+        const e = flagEvent(n);
+        events.push({ ...e, id: `r${round}-${n}`, feature: { ...e.feature, id: 1000 + (n % 1000) } });
+      }
+      const res = await fetch(`${t.worker.url}/api/v1/events/batch`, { method: "POST", headers: { "content-type": "application/json", ...t.org.auth }, body: JSON.stringify({ events }) });
+      if (res.status !== 202) throw new Error(`${t.name}: batch answered ${res.status}: ${await res.text()}`);
+    }
+  };
+  await Promise.all([send(), send(), send(), send()]);
+}
+
+async function recordRounds(live, rounds) {
+  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  for (let r = 0; r < rounds; r++) {
+    for (const t of r % 2 ? [...live].reverse() : live) {
+      await settle(live.map((x) => x.worker));
+      const cpu0 = t.worker.cpu();
+      await postEvents(t, r);
+      if (!(await settle([t.worker], 120_000))) console.log(`${t.name}: did not settle within 120 s`);
+      t.cpu.push(cpuDelta(cpu0, t.worker.cpu()).worker / RECORD_EVENTS);
+    }
+  }
+  for (const t of live) {
+    const res = await fetch(`${t.worker.url}/api/v1/audit/export?format=ndjson&project=12`, { headers: t.org.auth });
+    const recorded = (await res.text()).split("\n").filter(Boolean).length;
+    const what = acceptOnly ? "accept in batches, no consumers" : "accept in batches + record";
+    console.log(`${t.name} (${t.rev}): Worker CPU ms per event (${what}) ${t.cpu.map((x) => x.toFixed(3)).join(" ")} (mean ${mean(t.cpu).toFixed(3)}); ${recorded} of ${rounds * RECORD_EVENTS} events recorded`);
+  }
+  const [a, b] = live;
+  console.log(`B/A CPU per event ${(mean(b.cpu) / mean(a.cpu)).toFixed(3)}; per round ${b.cpu.map((x, i) => (x / a.cpu[i]).toFixed(2)).join(" ")}`);
 }

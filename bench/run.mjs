@@ -1,4 +1,4 @@
-// `npm run bench [-- ingest drain fanout audit log bundle] [--quick]`: the benchmarks of SPEC 9 in the
+// `npm run bench [-- ingest drain fanout audit log history bundle] [--quick]`: the benchmarks of SPEC 9 in the
 // local runtime (`wrangler dev`), one section after another, progress as they run, a table at the
 // end and the same figures in bench/results/latest.json (and a timestamped copy).
 //   --quick              smaller sizes and shorter runs (a few minutes in all)
@@ -12,13 +12,14 @@ import { auditBench, label } from "./audit.mjs";
 import { bundleBench } from "./bundle.mjs";
 import { drainBench } from "./drain.mjs";
 import { fanoutBench } from "./fanout.mjs";
+import { historyBench } from "./history.mjs";
 import { ingestBench } from "./ingest.mjs";
 import { logBench } from "./log.mjs";
 import { progress, table } from "./lib/stats.mjs";
 import { removeSnapshot, snapshotSource, workerConfig } from "./lib/snapshot.mjs";
 import { ROOT, setLogDir } from "./lib/wrangler.mjs";
 
-const SECTIONS = ["ingest", "drain", "fanout", "audit", "log", "bundle"];
+const SECTIONS = ["ingest", "drain", "fanout", "audit", "log", "history", "bundle"];
 const argv = process.argv.slice(2);
 const option = (name, fallback) => argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback;
 const quick = argv.includes("--quick");
@@ -53,6 +54,7 @@ for (const section of sections) {
     if (section === "fanout") results.fanout = await fanoutBench({ quick, proxy });
     if (section === "audit") results.audit = await auditBench({ quick });
     if (section === "log") results.log = await logBench({ quick });
+    if (section === "history") results.history = await historyBench({ quick });
     if (section === "bundle") results.bundle = await bundleBench();
   } catch (err) {
     failures.push(`${section}: ${err.stack ?? err}`);
@@ -96,6 +98,12 @@ function targets(r) {
     const sealed = r.log.sealing.first_run_of_small_log;
     out.push({ target: `sealing ${sealed.leaves} new entries under 2 s of Worker CPU (ms)`, value: sealed.cpu_ms, met: sealed.leaves >= 10_000 && sealed.cpu_ms < 2000 });
     out.push({ target: "ingest with sealing on within 10% of off (B/A)", value: r.log.ingest.on_vs_off, met: r.log.ingest.on_vs_off >= 0.9 });
+  }
+  if (r.history) {
+    const h = r.history;
+    const large = label(h.sizes[1]);
+    out.push({ target: `state?at= p50 under 100 ms at ${large} audit entries`, value: h.state_p50_ms_large, met: h.state_p50_ms_large < 100 });
+    out.push({ target: `state?at= p50 at ${large} within 1.5x of ${label(h.sizes[0])}`, value: h.state_ratio_p50, met: h.state_ratio_p50 <= 1.5 });
   }
   return out;
 }
@@ -210,6 +218,18 @@ function report(r) {
         ["A: sealing off", g.ingest.off.req_per_s.join(" "), g.ingest.off.mean, g.ingest.off.cpu_ms_per_req.join(" ")],
         [`B: sealing on (${g.ingest.on.sealed_entries} entries sealed by the end)`, g.ingest.on.req_per_s.join(" "), g.ingest.on.mean, g.ingest.on.cpu_ms_per_req.join(" ")],
         ["B/A", g.ingest.per_round.join(" "), g.ingest.on_vs_off, ""],
+      ]),
+    );
+  }
+  if (r.history) {
+    const h = r.history;
+    const [s, l] = h.sizes.map(label);
+    const e = h.environment;
+    parts.push(
+      `\nFlag history: an environment of ${e.features} features x ${e.segments + e.identities} overrides (${e.states} states, ${e.changes} changes), in organisations of ${s} and ${l} audit entries; ${h.samples_per_query} requests per query and size, alternating`,
+      table([
+        ["Query", "KiB", `p50 ${s}`, `p99 ${s}`, `p50 ${l}`, `p99 ${l}`, "ratio p50", "ratio p99"],
+        ...h.queries.map((x) => [x.query, x.response_kib, x[`p50_ms_${s}`], x[`p99_ms_${s}`], x[`p50_ms_${l}`], x[`p99_ms_${l}`], x.ratio_p50, x.ratio_p99]),
       ]),
     );
   }

@@ -1,11 +1,13 @@
 // Entry: fetch (the Hono app), queue (ingest and delivery consumers), scheduled (sweeper, retention,
-// sealing and checking the signed audit logs).
+// sealing and checking the signed audit logs, flag history of entries recorded before it existed).
 import { app } from "./app";
 import { sealLogs } from "./audit/seal";
 import { watchLogs } from "./audit/watch";
 import { processDeliveries } from "./delivery/consumer";
 import { sweep } from "./delivery/sweeper";
+import { now } from "./domain/clock";
 import type { Env } from "./env";
+import { backfillFlagHistory } from "./history/backfill";
 import { recordBatch } from "./ingest/consumer";
 import type { DeliveryMessage, DeliveryRef, IngestMessage, QueueMessage } from "./queues";
 
@@ -26,7 +28,7 @@ export default {
 
   async scheduled(_controller, env, _ctx) {
     // Each runs even when another fails; the first failure is rethrown so the run shows as failed.
-    const runs = await Promise.allSettled([sweep(env), sealLogs(env).then(() => watchLogs(env))]);
+    const runs = await Promise.allSettled([sweep(env), sealLogs(env).then(() => watchLogs(env)), backfillFlagHistory(env, now())]);
     const failed = runs.find((r) => r.status === "rejected");
     if (failed) throw failed.reason;
   },

@@ -33,14 +33,20 @@ export function insertRows(
   const names = columns.map((c) => `"${c.name}"`).join(", ");
   const values = columns.map((c, i) => options.expressions?.[c.name] ?? `value ->> ${i}`).join(", ");
   const returning = options.returning ? ` returning ${options.returning.map((c) => `"${c.name}"`).join(", ")}` : "";
-  const head = sql.raw(`insert into "${getTableConfig(table).name}" (${names}) select ${values} from json_each(`);
+  // Each row as JSONB, parsed once: reading its columns from JSON text would parse it once per column.
+  const head = sql.raw(`insert into "${getTableConfig(table).name}" (${names}) select ${values} from (select key, jsonb(value) as value from json_each(`);
   const onConflict = options.onConflict === "fail" ? "" : " on conflict do nothing";
-  const tail = sql.raw(`) where ${options.where ?? "true"}${onConflict}${returning}`);
-  const statements: SQL[] = [];
+  const tail = sql.raw(`)) where ${options.where ?? "true"}${onConflict}${returning}`);
+  return jsonChunks(rows).map((json) => sql.join([head, sql`${json}`, tail]));
+}
+
+/** `rows` as JSON arrays of at most 500 KB each, to bind as one value a statement (none for no rows). */
+export function jsonChunks(rows: readonly unknown[]): string[] {
+  const chunks: string[] = [];
   let part: string[] = [];
   let size = 0;
   const flush = () => {
-    statements.push(sql.join([head, sql`${`[${part.join(",")}]`}`, tail]));
+    chunks.push(`[${part.join(",")}]`);
     part = [];
     size = 0;
   };
@@ -50,6 +56,6 @@ export function insertRows(
     part.push(json);
     size += json.length + 1;
   }
-  flush();
-  return statements;
+  if (part.length) flush();
+  return chunks;
 }

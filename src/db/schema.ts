@@ -312,9 +312,80 @@ export const relayedEvents = sqliteTable(
   (t) => [primaryKey({ columns: [t.orgId, t.eventId] }), index("relayed_events_age").on(t.recordedAt)],
 );
 
+/**
+ * Flag history (src/history/): one row per change of one flag state, in the order the change took
+ * effect (`changed_at`, the event's occurred_at; `id` breaks ties by recording order). Written by
+ * the recorder in the same batch as the audit entry; append-only, so a late arrival is one more row
+ * and corrects every answer after it. `subject` names the state within its scope: '' for the
+ * environment default, the segment id, the identity's identifier, or '*' for every override of the
+ * scope at once (a feature deleted, a published version).
+ */
+export const flagChanges = sqliteTable(
+  "flag_changes",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    orgId: integer("org_id").notNull(),
+    environmentId: integer("environment_id").notNull(),
+    featureId: integer("feature_id").notNull(),
+    scope: text("scope", { enum: ["environment", "segment", "identity"] }).notNull(),
+    subject: text("subject").notNull(),
+    changedAt: text("changed_at").notNull(), // microsecond ISO like audit created_date; sorts as text
+    change: text("change", { enum: ["set", "created", "deleted", "unknown"] }).notNull(),
+    priority: integer("priority"),
+    featureName: text("feature_name").notNull(),
+    subjectId: integer("subject_id"), // the segment's or identity's id
+    subjectName: text("subject_name"), // the segment's name or the identity's identifier
+    auditEntryId: integer("audit_entry_id"), // null for Flagsmith's relayed flag events (no entry)
+    eventId: text("event_id").notNull(),
+    author: text("author"),
+    reportedBefore: text("reported_before"), // JSON of the previous state the source reported
+    /**
+     * The state this change leaves, as the state answer lists it (domain/flag-state.ts listedState):
+     * enabled, feature_state_value, multivariate values, ... Null when it leaves none (deleted, unknown).
+     */
+    stateJson: text("state_json"),
+    recordedAt: ms("recorded_at").notNull(),
+  },
+  (t) => [
+    // Ends in changed_at (then the rowid), so "the latest change of a state before T" is one seek.
+    index("flag_changes_subject").on(t.orgId, t.environmentId, t.featureId, t.scope, t.subject, t.changedAt),
+    index("flag_changes_time").on(t.orgId, t.environmentId, t.changedAt),
+  ],
+);
+
+/**
+ * Every flag state flag_changes has seen (and `*` per scope), so a state at any moment is one seek
+ * per state. Kept by a trigger on flag_changes (migrations/*_issue12_flag_subjects_trigger.sql).
+ */
+export const flagSubjects = sqliteTable(
+  "flag_subjects",
+  {
+    orgId: integer("org_id").notNull(),
+    environmentId: integer("environment_id").notNull(),
+    featureId: integer("feature_id").notNull(),
+    scope: text("scope", { enum: ["environment", "segment", "identity"] }).notNull(),
+    subject: text("subject").notNull(),
+    featureName: text("feature_name").notNull(), // as of its first change; answers name features by the change in force
+    firstChangedAt: text("first_changed_at").notNull(),
+    firstChange: text("first_change", { enum: ["set", "created", "deleted", "unknown"] }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.orgId, t.environmentId, t.featureId, t.scope, t.subject] })],
+);
+
+/**
+ * Audit entries recorded before the flag history existed, projected by the scheduled handler a
+ * slice at a time (src/history/backfill.ts): entries with ids in (done_through, upto].
+ */
+export const historyBackfill = sqliteTable("history_backfill", {
+  name: text("name").primaryKey(),
+  upto: integer("upto").notNull(),
+  doneThrough: integer("done_through").notNull(),
+});
+
 export type AuditEntryRow = typeof auditEntries.$inferSelect;
 export type AuditCheckpointRow = typeof auditCheckpoints.$inferSelect;
 export type WebhookRow = typeof webhooks.$inferSelect;
 export type DeliveryRow = typeof deliveries.$inferSelect;
 export type AttemptRow = typeof attempts.$inferSelect;
 export type InboundSourceRow = typeof inboundSources.$inferSelect;
+export type FlagChangeRow = typeof flagChanges.$inferSelect;

@@ -11,6 +11,7 @@ import { inJson, insertRows } from "../db/bulk";
 import { database, runBatch, type Db, type Statement } from "../db/client";
 import { deliveryId, deliveryRow, enabledWebhooks, insertDeliveries } from "../db/deliveries";
 import { auditEntries, environments, features, projects, relayedEvents, type AuditEntryRow } from "../db/schema";
+import { flagHistoryWrites } from "../history/record";
 import type { Env } from "../env";
 import { enqueueDeliveries, type IngestMessage } from "../queues";
 
@@ -34,7 +35,9 @@ export async function recordEvents(env: Env, messages: readonly IngestMessage[])
   const relayed = await relayWrites(db, await unrecorded(db, messages.filter(isRelayedFlagEvent), relayedEvents), recordedAt);
   const upserts = upsertScopes(db, [...fresh, ...relayed.fresh], recordedAt);
   const inserts = insertAuditEntries(fresh, recordedAt);
-  const results = await runBatch(db, [...upserts, ...inserts, ...relayed.writes]);
+  // The flag history (src/history/) is projected in the same batch: recorded means projected.
+  const history = flagHistoryWrites([...fresh, ...relayed.fresh], recordedAt);
+  const results = await runBatch(db, [...upserts, ...inserts, ...relayed.writes, ...history]);
   // The entries just inserted come back from the insert; a replayed event's entry is looked up in
   // case a crash left it without deliveries.
   const events = new Map(fresh.map((m) => [`${m.orgId}:${m.eventId}`, m.event]));

@@ -376,6 +376,16 @@ auditPages.get("/audit/:id{[0-9]+}", async (c) => {
             {entry.seq} / {entry.event_id}
             {entry.legacy_id !== null && <span class="muted"> (formerly {entry.legacy_id})</span>}
           </dd>
+          {event.feature && entry.environment && (
+            <>
+              <dt>Flag history</dt>
+              <dd>
+                <a href={`/ui/environments/${entry.environment.id}/features/${event.feature.id}/timeline`}>Timeline of {event.feature.name}</a>
+                {" · "}
+                <a href={`/ui/environments/${entry.environment.id}/state?at=${encodeURIComponent(entry.created_date)}`}>State at this moment</a>
+              </dd>
+            </>
+          )}
         </dl>
       </div>
       <h2>What changed</h2>

@@ -8,6 +8,7 @@ import { ApiError } from "../domain/errors";
 import { auditPages } from "./audit";
 import { deliveryPages } from "./deliveries";
 import { requirePerson } from "./access";
+import { historyPages } from "./history";
 import { inboundPages } from "./inbound";
 import { Notice, pageHeaders, render } from "./layout";
 import { readForm, requireSession, type UiEnv } from "./session";
@@ -40,6 +41,7 @@ uiRoutes.on("POST", ["/sign-in", "/sign-out"], async (c, next) => {
 uiRoutes.route("/", signInRoutes);
 uiRoutes.use(requireSession);
 uiRoutes.route("/", auditPages);
+uiRoutes.route("/", historyPages);
 uiRoutes.route("/", webhookPages);
 uiRoutes.route("/", deliveryPages);
 uiRoutes.route("/", inboundPages);

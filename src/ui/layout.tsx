@@ -22,7 +22,7 @@ export const pageHeaders = secureHeaders({
   },
 });
 
-type Section = "audit" | "webhooks" | "flagsmith" | "docs" | "sign-in";
+type Section = "audit" | "flags" | "webhooks" | "flagsmith" | "docs" | "sign-in";
 
 interface PageProps {
   title: string;
@@ -55,6 +55,7 @@ function Page({ title, nonce, session, section, children }: PropsWithChildren<Pa
             </a>
             <nav>
               {session && link("/ui/audit", "Audit log", "audit")}
+              {session && link("/ui/flags", "Flags", "flags")}
               {session && link("/ui/webhooks", "Webhooks", "webhooks")}
               {session && link("/ui/flagsmith", "Flagsmith", "flagsmith")}
               {!session && section === "docs" && <a href="/ui">Admin pages</a>}

@@ -83,6 +83,8 @@ legend{padding:0 .3rem}
 .toolbar{display:flex;flex-wrap:wrap;gap:1rem 2.5rem}
 .toolbar form{flex:1 1 18rem;max-width:28rem}
 .toc{columns:2 16rem;margin:0;padding-left:1.2rem}
+ul.plain{list-style:none;padding-left:0;margin:.3rem 0}
+ul.plain li{margin:.15rem 0}
 @media (max-width:640px){
  main{padding:.6rem}
  .card{padding:.75rem}
@@ -94,5 +96,11 @@ legend{padding:0 .3rem}
  dl.facts{grid-template-columns:1fr}
  dl.facts dt{margin-top:.4rem}
  header.top .who{margin-left:0;width:100%}
+ table.stack thead{display:none}
+ table.stack tr{display:block;border-bottom:1px solid var(--line);padding:.35rem 0}
+ table.stack td{display:block;border:0;padding:.1rem .6rem}
+ table.stack td.arrow{display:none}
+ table.stack td[data-label]::before{content:attr(data-label) " ";color:var(--muted);font-size:.8rem;font-family:system-ui,sans-serif}
+ table.stack td.old,table.stack td.new{background:none}
 }
 `;
