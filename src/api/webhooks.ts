@@ -83,6 +83,7 @@ export const Webhook = z
     environment: z.number().int().nullable(),
     enabled: z.boolean(),
     health: WebhookHealthSchema,
+    failing_since: z.string().nullable().openapi({ description: "When the failures that make it failing began; null when its last attempt succeeded" }),
     event_types: z.array(eventType).openapi({ description: "The events this webhook receives" }),
     changed_by: changedBy.openapi({ description: "changed_by in flaghook's own FLAG_UPDATED / FLAG_DELETED: \"first last\" (name) or the author's email (email, as Flagsmith since 2022)" }),
     created_at: z.string(),

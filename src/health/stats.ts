@@ -47,3 +47,33 @@ function hourFrom(row: Row): HealthHour {
 }
 
 export type WebhookStats = Awaited<ReturnType<typeof webhookStats>>;
+
+/** The last 24 hours of several webhooks at once (the webhooks page): one grouped read of the roll-up. */
+export interface DaySummary {
+  delivered: number;
+  failed: number;
+  attempts: number;
+  attemptsFailed: number;
+  lastFailure: string | null;
+}
+
+export async function lastDay(db: Db, webhookIds: readonly string[], at: number): Promise<Map<string, DaySummary>> {
+  const out = new Map<string, DaySummary>();
+  if (!webhookIds.length) return out;
+  const since = hourOf(at) - 23 * HOUR_MS;
+  const [rows] = await runBatch(db, [
+    sql`select webhook_id, sum(delivered) as delivered, sum(failed) as failed, sum(attempts) as attempts, sum(attempts_failed) as attempts_failed,
+        (select h.last_failure from webhook_health h where h.webhook_id = w.webhook_id and h.hour >= ${since} and h.last_failure_at is not null order by h.hour desc limit 1) as last_failure
+        from webhook_health w where webhook_id in (select value from json_each(${JSON.stringify(webhookIds)})) and hour >= ${since} group by webhook_id`,
+  ]);
+  for (const r of rows) {
+    out.set(String(r.webhook_id), {
+      delivered: Number(r.delivered),
+      failed: Number(r.failed),
+      attempts: Number(r.attempts),
+      attemptsFailed: Number(r.attempts_failed),
+      lastFailure: (r.last_failure as string | null) ?? null,
+    });
+  }
+  return out;
+}

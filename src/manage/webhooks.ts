@@ -55,6 +55,7 @@ export function webhookOut(w: WebhookRow) {
     environment: w.environmentId,
     enabled: w.enabled,
     health: webhookHealth(w),
+    failing_since: isoTime(w.failingSince),
     event_types: w.eventTypes ? (JSON.parse(w.eventTypes) as WebhookEventType[]) : [...DEFAULT_EVENT_TYPES[w.scope]],
     changed_by: w.changedBy,
     created_at: isoTime(w.createdAt),
