@@ -65,7 +65,7 @@ export async function sendAttempt(
     ? null
     : cutOff
       ? noAnswer.cutOff(res.status)
-      : httpError({ status: res.status, statusText: res.statusText, body: responseBody, location: res.headers.get("location"), server: res.headers.get("server") });
+      : httpError({ status: res.status, body: responseBody, location: res.headers.get("location"), server: res.headers.get("server") });
   return {
     attemptedAt,
     statusCode: res.status,

@@ -20,6 +20,20 @@ const CLOUDFLARE_STATUSES: Record<number, string> = {
   530: "the receiver's host could not be reached (for Cloudflare error 1016: its DNS name does not resolve)",
 };
 
+/**
+ * Reason phrases (RFC 9110 and common extensions), so an error reads the same whether the answer came
+ * over HTTP/1.1, which carries a phrase, or HTTP/2, which has none.
+ */
+const REASONS: Record<number, string> = {
+  300: "Multiple Choices", 301: "Moved Permanently", 302: "Found", 303: "See Other", 304: "Not Modified", 307: "Temporary Redirect", 308: "Permanent Redirect",
+  400: "Bad Request", 401: "Unauthorized", 402: "Payment Required", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable",
+  408: "Request Timeout", 409: "Conflict", 410: "Gone", 411: "Length Required", 412: "Precondition Failed", 413: "Content Too Large", 414: "URI Too Long",
+  415: "Unsupported Media Type", 421: "Misdirected Request", 422: "Unprocessable Content", 423: "Locked", 425: "Too Early", 426: "Upgrade Required",
+  428: "Precondition Required", 429: "Too Many Requests", 431: "Request Header Fields Too Large", 451: "Unavailable For Legal Reasons",
+  500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout", 505: "HTTP Version Not Supported",
+  507: "Insufficient Storage", 508: "Loop Detected", 511: "Network Authentication Required",
+};
+
 /** `text` on one line and at most QUOTED_CHARS long. */
 export function firstBytes(text: string): string {
   const line = text.replace(/\s+/g, " ").trim();
@@ -30,10 +44,10 @@ export function firstBytes(text: string): string {
  * The error of an attempt that got an HTTP answer, or null for a 2xx. `server` is the response's
  * Server header: "cloudflare" marks Cloudflare's own error pages.
  */
-export function httpError(answer: { status: number; statusText: string; body: string | null; location: string | null; server: string | null }): string | null {
+export function httpError(answer: { status: number; body: string | null; location: string | null; server: string | null }): string | null {
   const { status } = answer;
   if (status >= 200 && status < 300) return null;
-  const head = `HTTP ${status}${answer.statusText ? ` ${answer.statusText}` : ""}`;
+  const head = `HTTP ${status}${REASONS[status] ? ` ${REASONS[status]}` : ""}`;
   if (status >= 300 && status < 400) return `${head}: redirect to ${answer.location ?? "?"} not followed`;
   const cloudflare = answer.server?.toLowerCase() === "cloudflare" ? CLOUDFLARE_STATUSES[status] : undefined;
   const said = answer.body ? firstBytes(answer.body) : "";

@@ -21,11 +21,11 @@ export function HealthBadge({ health }: { health: WebhookHealth }) {
   );
 }
 
-/** 1, 2 or 5 times a power of ten, at least `n` (and at least 1). */
+/** The chart's top: 2, 4 or 10 times a power of ten, at least `n`, so that its half is a whole number too. */
 export function niceCeiling(n: number): number {
-  if (n <= 1) return 1;
+  if (n <= 2) return 2;
   const power = 10 ** Math.floor(Math.log10(n));
-  for (const step of [1, 2, 5, 10]) if (step * power >= n) return step * power;
+  for (const step of [1, 2, 4, 10]) if (step * power >= n && (step * power) % 2 === 0) return step * power;
   return 10 * power;
 }
 
@@ -44,7 +44,9 @@ function axisLabels(hours: WebhookStats["by_hour"], window: HealthWindow) {
     if (i === 0 || starts) labels.push({ span: 0, text: starts ? (window === "7d" ? `${WEEKDAYS[d.getUTCDay()]} ${d.getUTCDate()}` : `${String(d.getUTCHours()).padStart(2, "0")}:00`) : "" });
     labels[labels.length - 1].span++;
   });
-  return labels;
+  // A label with too few hours to hold its text on a phone stays blank (its tick remains).
+  const room = window === "7d" ? 18 : 3;
+  return labels.map((l) => (l.span < room ? { ...l, text: "" } : l));
 }
 
 export function HourlyChart({ stats }: { stats: WebhookStats }) {

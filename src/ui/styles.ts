@@ -104,7 +104,7 @@ dl.stats{margin-bottom:.8rem}
 .chart-bars .grid{stroke:#dfe3ea;stroke-width:1}.chart-bars .axis{stroke:#9aa3b2;stroke-width:1}
 .chart-x{grid-column:2;display:grid;white-space:nowrap;overflow:hidden}
 .chart-x span{overflow:hidden;border-left:1px solid #c9cfd9;padding-left:.2rem}
-.chart-x span:empty{border-left:0}
+.chart-x span:first-child:empty{border-left:0}
 .chart figcaption{grid-column:1/-1;margin-top:.3rem}
 .key{display:inline-block;width:.75rem;height:.75rem;border-radius:2px;vertical-align:-.05rem}
 .key.ok{background:#3f9d63}.key.bad{background:#d14b4b;margin-left:.5rem}
@@ -133,5 +133,7 @@ ${CHART_AXIS}
  table.stack td.full[data-label]::before{display:block;content:attr(data-label)}
  .scroll.stacked{overflow-x:visible}
  .chart{grid-template-rows:7.5rem auto auto}
+ dl.facts.stats{grid-template-columns:6.5rem 1fr;gap:.3rem .6rem}
+ dl.facts.stats dt{margin-top:0}
 }
 `;
