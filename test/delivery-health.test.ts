@@ -238,3 +238,31 @@ describe("the bound Analytics Engine dataset", () => {
     expect(points[2]).toEqual({ indexes: [hook.id], blobs: ["delivered", "FLAG_UPDATED", "test", String(org.orgId), delivery_id, ""], doubles: [200, expect.any(Number), 1] });
   });
 });
+
+describe("migration 0011", () => {
+  it("marks the test sends stored before deliveries had a kind, and nothing else", async () => {
+    const { applyD1Migrations } = await import("cloudflare:test");
+    const db = env.MIGRATION_DB;
+    await applyD1Migrations(db, env.TEST_MIGRATIONS.filter((m) => m.name < "0011"));
+    const insert = (id: string, eventId: string | null, eventType: string, payload: string) =>
+      db
+        .prepare(
+          `insert into deliveries (id, org_id, webhook_id, audit_entry_id, event_id, event_type, payload, status, created_at, updated_at)
+           values (?, 1, 'whk_1', null, ?, ?, ?, 'failed', 1, 1)`,
+        )
+        .bind(id, eventId, eventType, payload);
+    await db.batch([
+      insert("dlv_test_org", null, "AUDIT_LOG_CREATED", '{"data": {"log": "Test webhook from flaghook: audit"}, "event_type": "AUDIT_LOG_CREATED"}'),
+      insert("dlv_test_env", null, "FLAG_UPDATED", '{"data": {"new_state": {"feature": {"description": "Test webhook from flaghook"}}}, "event_type": "FLAG_UPDATED"}'),
+      insert("dlv_checkpoint", null, "AUDIT_CHECKPOINT", '{"data": {"tree_size": 1}, "event_type": "AUDIT_CHECKPOINT"}'),
+      insert("dlv_change", "evt_1", "FLAG_UPDATED", '{"data": {"new_state": {"feature": {"description": "Test webhook from flaghook"}}}, "event_type": "FLAG_UPDATED"}'),
+    ]);
+    await applyD1Migrations(db, env.TEST_MIGRATIONS);
+    expect((await db.prepare("select id, kind from deliveries order by id").all()).results).toEqual([
+      { id: "dlv_change", kind: "event" },
+      { id: "dlv_checkpoint", kind: "event" },
+      { id: "dlv_test_env", kind: "test" },
+      { id: "dlv_test_org", kind: "test" },
+    ]);
+  });
+});

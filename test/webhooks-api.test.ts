@@ -173,6 +173,26 @@ describe("test send, deliveries, redeliver and recover", () => {
     expect(bad.status).toBe(400);
   });
 
+  it("marks a test send as a test, and an environment webhook's test payload names its environment and project", async () => {
+    const { orgId, auth } = await createOrganisation();
+    const created = await call("/api/v1/events", {
+      method: "POST",
+      headers: auth,
+      json: { type: "ENVIRONMENT_CREATED", project: { id: 4310, name: "Storefront" }, environment: { id: 4311, name: "Staging", api_key: "staging_key_4311" } },
+    });
+    await recorded(auth, ((await created.json()) as { event_id: string }).event_id);
+    const box = `test-payload-${Date.now()}`;
+    const hook = await json<Hook>(call("/api/v1/environments/staging_key_4311/webhooks", { method: "POST", headers: auth, json: { url: `${receiverUrl()}/hooks/${box}` } }));
+    const sent = await json<{ delivery_id: string; test: boolean; ok: boolean }>(call(`/api/v1/environments/4311/webhooks/${hook.id}/test`, { method: "POST", headers: auth }));
+    expect(sent).toMatchObject({ test: true, ok: true });
+    const body = JSON.parse((await mailbox(box)).requests[0].body) as { data: { new_state: { environment: unknown; feature: { project: unknown } } } };
+    expect(body.data.new_state.environment).toEqual({ id: 4311, name: "Staging" });
+    expect(body.data.new_state.feature.project).toEqual({ id: 4310, name: "Storefront" });
+    const detail = await json<{ test: boolean; attempts: unknown[] }>(call(`/api/v1/deliveries/${sent.delivery_id}`, { headers: auth }));
+    expect(detail).toMatchObject({ test: true, attempts: [expect.objectContaining({ number: 1, status_code: 200 })] });
+    expect(await countRows("deliveries", "id = ? and kind = 'test' and org_id = ?", sent.delivery_id, orgId)).toBe(1);
+  });
+
   it("refuses to redeliver to a disabled webhook", async () => {
     const { orgId, auth } = await createOrganisation();
     const hook = await json<Hook>(call(`/api/v1/organisations/${orgId}/webhooks`, { method: "POST", headers: auth, json: { url: `${receiverUrl()}/hooks/disabled-redeliver` } }));
