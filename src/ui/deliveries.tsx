@@ -72,7 +72,7 @@ function Attempts({ attempts }: { attempts: Attempt[] }) {
               </td>
               <td class="nowrap small">{a.duration_ms} ms</td>
               {anyError && (
-                <td class="small wrap full" data-label="Error" data-error={a.error ? "" : undefined}>
+                <td class="small wrap full" data-label="Error">
                   {a.error ?? ""}
                 </td>
               )}

@@ -129,6 +129,7 @@ ${CHART_AXIS}
  table.stack tr{display:flex;flex-wrap:wrap;gap:.15rem .8rem;padding:.55rem .6rem;border-bottom:1px solid var(--line)}
  table.stack td{display:block;border:0;padding:0;min-width:0}
  table.stack td.full{flex:1 1 100%}
+ table.stack td:empty{display:none}
  table.stack td[data-label]::before{content:attr(data-label) ": ";color:var(--muted);font-size:.78rem}
  table.stack td.full[data-label]::before{display:block;content:attr(data-label)}
  .scroll.stacked{overflow-x:visible}
