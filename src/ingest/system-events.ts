@@ -22,7 +22,7 @@ export async function recordSystemEvent(env: Env, orgId: number, change: SystemC
   await recordSystemEvents(env, orgId, [change], by);
 }
 
-/** Several changes of one organisation at once (one queue send), in order. */
+/** Several changes of one organisation at once (a queue send per 100), in order. */
 export async function recordSystemEvents(env: Env, orgId: number, changes: readonly SystemChange[], by: Submitter = FLAGHOOK): Promise<void> {
   if (!changes.length) return;
   const person = by.type === "person" ? by.id : null;
@@ -39,5 +39,6 @@ export async function recordSystemEvents(env: Env, orgId: number, changes: reado
       },
     },
   }));
-  await acceptEvents(env, orgId, events, by, { system: person === null });
+  // A queue batch takes at most 100 messages.
+  for (let i = 0; i < events.length; i += 100) await acceptEvents(env, orgId, events.slice(i, i + 100), by, { system: person === null });
 }

@@ -9,6 +9,11 @@ import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { launchChromium } from "./chromium";
 
+// Run in the page by page.evaluate (this file is typed for Node, without the DOM's library).
+declare const document: { documentElement: { scrollWidth: number } };
+declare const window: { innerWidth: number };
+declare function getComputedStyle(element: unknown): { fontSize: string };
+
 const base = inject("baseUrl");
 const receiver = inject("receiverUrl");
 const admin = { Authorization: `Bearer ${inject("adminToken")}` };
