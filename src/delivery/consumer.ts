@@ -164,6 +164,55 @@ interface WebhookOutcome {
   byChanges: boolean;
 }
 
+interface StateChange {
+  outcome: WebhookOutcome;
+  notice: Notice;
+  /** Why it is disabled (disabling only). */
+  reason?: string;
+}
+
+/**
+ * What a run's attempts change of each webhook: failing from its first failure, healthy again at its
+ * first success, disabled on a 410 or after failing `disableMs`. The recover and disable updates
+ * answer the rows they changed (at `recoverAt` and `disableAt` in `stateWrites`): of two runs racing
+ * to make the same change, only the one that made it raises the event.
+ */
+function webhookChanges(db: Db, disableMs: number, outcomes: Iterable<WebhookOutcome>, at: number) {
+  const disabling: StateChange[] = [];
+  const recovering: StateChange[] = [];
+  const stateWrites: Statement[] = [];
+  for (const o of outcomes) {
+    const { webhook } = o;
+    const disable = (reason: string) => disabling.push({ outcome: o, reason, notice: webhookDisabled(webhook, reason, at) });
+    if (o.gone) {
+      disable("receiver answered 410 Gone");
+    } else if (o.ok) {
+      if (webhook.failingSince !== null) recovering.push({ outcome: o, notice: webhookRecovered(webhook, at) });
+    } else if (webhook.failingSince !== null && at - webhook.failingSince >= disableMs) {
+      disable(`every delivery failed for ${Math.round(disableMs / 86_400_000)} days`);
+    } else if (webhook.failingSince === null) {
+      stateWrites.push(db.update(webhooks).set({ failingSince: o.failedAt }).where(and(eq(webhooks.id, webhook.id), sql`failing_since is null`)));
+    }
+  }
+  const recoverAt = stateWrites.length;
+  for (const { outcome } of recovering) {
+    stateWrites.push(
+      db.update(webhooks).set({ failingSince: null }).where(and(eq(webhooks.id, outcome.webhook.id), sql`failing_since is not null`)).returning({ id: webhooks.id }),
+    );
+  }
+  const disableAt = stateWrites.length;
+  for (const { outcome, reason } of disabling) {
+    stateWrites.push(
+      db
+        .update(webhooks)
+        .set({ enabled: false, disabledReason: reason, updatedAt: at })
+        .where(and(eq(webhooks.id, outcome.webhook.id), eq(webhooks.enabled, true)))
+        .returning({ id: webhooks.id }),
+    );
+  }
+  return { stateWrites, recovering, disabling, recoverAt, disableAt };
+}
+
 /**
  * Records attempts, moves deliveries on, rolls the run up into the webhooks' health, applies what the
  * receivers said to their webhooks, and raises the operational events that follow. Everything is
@@ -256,42 +305,10 @@ export async function settle(env: Env, db: Db, done: readonly Settled[]): Promis
   writes.unshift(...insertRows(attempts, attemptColumns, attemptRows));
   writes.push(...rollup.statements());
 
-  // What the attempts change of each webhook; a change made only by notifications' attempts is made
-  // (and a disabling audited) but sends no event.
-  const disabling: { outcome: WebhookOutcome; reason: string; notice: Notice }[] = [];
-  const recovering: { outcome: WebhookOutcome; notice: Notice }[] = [];
-  const stateWrites: Statement[] = [];
-  for (const o of outcomes.values()) {
-    const { webhook } = o;
-    if (o.gone) {
-      disabling.push({ outcome: o, reason: "receiver answered 410 Gone", notice: webhookDisabled(webhook, "receiver answered 410 Gone", at) });
-    } else if (o.ok) {
-      if (webhook.failingSince !== null) recovering.push({ outcome: o, notice: webhookRecovered(webhook, at) });
-    } else if (webhook.failingSince !== null && at - webhook.failingSince >= cfg.failureDisableMs) {
-      const reason = `every delivery failed for ${Math.round(cfg.failureDisableMs / 86_400_000)} days`;
-      disabling.push({ outcome: o, reason, notice: webhookDisabled(webhook, reason, at) });
-    } else if (webhook.failingSince === null) {
-      stateWrites.push(db.update(webhooks).set({ failingSince: o.failedAt }).where(and(eq(webhooks.id, webhook.id), sql`failing_since is null`)));
-    }
-  }
-  const recoverAt = stateWrites.length;
-  for (const { outcome } of recovering) {
-    stateWrites.push(
-      db.update(webhooks).set({ failingSince: null }).where(and(eq(webhooks.id, outcome.webhook.id), sql`failing_since is not null`)).returning({ id: webhooks.id }),
-    );
-  }
-  const disableAt = stateWrites.length;
-  for (const { outcome, reason } of disabling) {
-    stateWrites.push(
-      db
-        .update(webhooks)
-        .set({ enabled: false, disabledReason: reason, updatedAt: at })
-        .where(and(eq(webhooks.id, outcome.webhook.id), eq(webhooks.enabled, true)))
-        .returning({ id: webhooks.id }),
-    );
-  }
+  const { stateWrites, recovering, disabling, recoverAt, disableAt } = webhookChanges(db, cfg.failureDisableMs, outcomes.values(), at);
   notices.push(...recovering.filter((r) => r.outcome.byChanges).map((r) => r.notice));
   notices.push(...disabling.filter((d) => d.outcome.byChanges).map((d) => d.notice));
+  // A change made by notifications' attempts alone is made (and a disabling audited) but sends no event.
   // Each event's deliveries are inserted before the change it reports, on condition it is still to be made.
   const notifications = await noticeDeliveries(db, notices, at);
   const results = await runBatch(db, [...writes, ...notifications.writes, ...stateWrites]);
