@@ -244,10 +244,15 @@ deliveryPages.get("/webhooks/:id/deliveries", async (c) => {
             <label for="d-since">Redeliver every failed delivery since (UTC)</label>
             <div class="actions tight">
               <input id="d-since" type="datetime-local" name="since" value={since} required />
-              <button type="submit" class="secondary" disabled={!hook.enabled}>
+              <button type="submit" class="secondary" disabled={!hook.enabled} aria-describedby={hook.enabled ? undefined : "why-recover"}>
                 Recover
               </button>
             </div>
+            {!hook.enabled && (
+              <p class="why small muted" id="why-recover">
+                The webhook is disabled: enable it to recover its deliveries. Test sends are never recovered.
+              </p>
+            )}
           </form>
         </div>
       </div>
