@@ -29,6 +29,9 @@ export default defineConfig(async () => {
           // The local simulation of Cloudflare's Rate Limiting binding, bound under a name the Worker
           // does not read: test/operator-guessing.test.ts passes it as OPERATOR_AUTH_LIMITER.
           ratelimits: { TEST_OPERATOR_AUTH_LIMITER: { simple: { limit: 3, period: 60 } } },
+          // The local simulation of Workers Analytics Engine, under a name the Worker does not read:
+          // test/delivery-health.test.ts passes it on as DELIVERY_ANALYTICS.
+          analyticsEngineDatasets: { TEST_DELIVERY_ANALYTICS: { dataset: "flaghook_deliveries_test" } },
         },
       }),
     ],

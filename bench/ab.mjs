@@ -2,6 +2,11 @@
 // proxy off) and taking turns at 4 s slices of autocannon -c32, so both see the same background
 // noise. Used to decide whether a change helps; `npm run bench` gives the figures of record.
 //   node bench/ab.mjs <revA> <revB> [rounds=4] [--no-webhooks] [--accept-only] [--record]
+//   node bench/ab.mjs <revA> <revB> [rounds=4] --consumer [--events=2000]
+// --consumer measures the delivery consumer's CPU per delivery instead: each round, each version
+// records N events for an environment without webhooks (recording alone), then N events for one
+// with 3 webhooks on the receiver (recording + 3N deliveries); the difference of the Worker's CPU
+// over the two, divided by 3N, is what delivering costs (claim, sign, POST, record, roll-up).
 // A rev is a git revision, or "." for the working tree. Ports: BENCH_PORT_BASE + 61..64, 55.
 // --record: recording cost instead of req/s. Each round posts 5,000 flag events (batches of 100,
 // 4 in flight, 1,000 features) to each version in turn and waits until its Worker is idle again
@@ -14,7 +19,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createEnvironmentWebhook, createOrganisation, createOrganisationWebhook, ENVIRONMENT, flagEvent, flaghookVars } from "./lib/flaghook.mjs";
 import { startReceiverThread } from "./lib/receiver-thread.mjs";
-import { cpuDelta, port, ROOT, settle, startWorker } from "./lib/wrangler.mjs";
+import { cpuDelta, port, ROOT, settle, sleep, startWorker } from "./lib/wrangler.mjs";
 
 const args = process.argv.slice(2);
 const [revA, revB, rounds = "4"] = args.filter((a) => !a.startsWith("--"));
@@ -23,6 +28,8 @@ const webhooks = !args.includes("--no-webhooks") && !args.includes("--accept-onl
 const acceptOnly = args.includes("--accept-only");
 const recordMode = args.includes("--record");
 const RECORD_EVENTS = 5_000;
+const consumerMode = args.includes("--consumer");
+const consumerEvents = Number(args.find((a) => a.startsWith("--events="))?.split("=")[1] ?? 2000);
 const PARTS = ["src", "migrations", "wrangler.toml", "tsconfig.json", "package.json"];
 
 /** A copy of `rev` (or the working tree) with node_modules linked; answers its wrangler.toml. */
@@ -56,7 +63,13 @@ try {
     const worker = await startWorker({ label: `ab-${i ? "b" : "a"}`, config, port: p, inspectorPort: p + 1, d1: "flaghook", proxy: false, readyPath: "/healthz", vars: flaghookVars() });
     live.push({ name: i ? "B" : "A", rev, worker, org: await createOrganisation(worker.url), rates: [], cpu: [] });
     const t = live[i];
-    if (webhooks) {
+    if (consumerMode) {
+      for (const k of ["a", "b", "c"]) {
+        const mailbox = `${t.name}-${k}`;
+        const hook = await createEnvironmentWebhook(worker.url, t.org, ENVIRONMENT.id, `${receiver.url}/hooks/${mailbox}`, k);
+        await receiver.setSecret(mailbox, hook.secret);
+      }
+    } else if (webhooks) {
       const box = (k) => `${t.name}-${k}`;
       const hooks = [
         [box("org"), await createOrganisationWebhook(worker.url, t.org, `${receiver.url}/hooks/${box("org")}`)],
@@ -66,10 +79,70 @@ try {
       for (const [mailbox, hook] of hooks) await receiver.setSecret(mailbox, hook.secret);
     }
   }
-  if (recordMode) await recordRounds(live, Number(rounds));
+  if (consumerMode) await consumerRounds();
+  else if (recordMode) await recordRounds(live, Number(rounds));
   else await ingestRounds(live, Number(rounds));
 } finally {
   await cleanup();
+}
+
+/** N events in batches of 100, 4 requests in flight; `environment` overrides the event's. */
+async function ingestEvents(t, n, environment) {
+  let next = 0;
+  const sender = async () => {
+    while (next < n) {
+      const from = next;
+      next += 100;
+      const events = [];
+      for (let i = from; i < Math.min(from + 100, n); i++) events.push({ ...flagEvent(i), ...(environment ? { environment } : {}) });
+      const res = await fetch(`${t.worker.url}/api/v1/events/batch`, { method: "POST", headers: { "content-type": "application/json", ...t.org.auth }, body: JSON.stringify({ events }) });
+      if (res.status !== 202) throw new Error(`${t.name}: batch answered ${res.status}: ${await res.text()}`);
+    }
+  };
+  await Promise.all(Array.from({ length: 4 }, sender));
+}
+
+async function consumerRounds() {
+  const n = consumerEvents;
+  const quiet = { id: 24, name: "Quiet" };
+  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  await settle(live.map((x) => x.worker));
+  for (const t of live) t.perDelivery = [];
+  let delivered = (await receiver.counts()).total;
+  for (let r = 0; r < Number(rounds); r++) {
+    for (const t of r % 2 ? [...live].reverse() : live) {
+      await settle(live.map((x) => x.worker));
+      const c0 = t.worker.cpu();
+      await ingestEvents(t, n, quiet);
+      await settle(live.map((x) => x.worker));
+      const c1 = t.worker.cpu();
+      await ingestEvents(t, n);
+      const expected = delivered + 3 * n;
+      const deadline = Date.now() + 600_000;
+      let poked = Date.now();
+      while ((await receiver.counts()).total < expected) {
+        if (Date.now() > deadline) throw new Error(`${t.name}: deliveries did not all arrive`);
+        // wrangler dev runs no cron: run the sweeper by hand, as production's every-minute cron would,
+        // should the local queue drop a message.
+        if (Date.now() - poked > 30_000) {
+          poked = Date.now();
+          console.log(`${t.name}: waiting for ${expected - (await receiver.counts()).total} deliveries; running the scheduled handler`);
+          await fetch(`${t.worker.url}/cdn-cgi/handler/scheduled`).catch(() => undefined);
+        }
+        await sleep(100);
+      }
+      delivered = expected;
+      await settle(live.map((x) => x.worker));
+      const c2 = t.worker.cpu();
+      const recording = cpuDelta(c0, c1).worker;
+      const both = cpuDelta(c1, c2).worker;
+      t.perDelivery.push((both - recording) / (3 * n));
+      console.log(`${t.name} round ${r + 1}: recording ${(recording / n).toFixed(3)} ms/event, recording + 3 deliveries ${(both / n).toFixed(3)} ms/event, consumer ${((both - recording) / (3 * n)).toFixed(3)} ms/delivery`);
+    }
+  }
+  for (const t of live) console.log(`${t.name} (${t.rev}): consumer CPU ms/delivery ${t.perDelivery.map((x) => x.toFixed(3)).join(" ")} (mean ${mean(t.perDelivery).toFixed(3)})`);
+  const [a, b] = live;
+  console.log(`B/A consumer CPU per delivery ${(mean(b.perDelivery) / mean(a.perDelivery)).toFixed(3)}; per round ${b.perDelivery.map((x, i) => (x / a.perDelivery[i]).toFixed(2)).join(" ")}`);
 }
 
 async function ingestRounds(live, rounds) {

@@ -146,7 +146,7 @@ export async function drainBench({ quick, proxy = "off" }) {
       },
       cpu_ms_per_delivery_worker: round(cpu.worker / Math.max(1, first.size), 2),
     };
-    result.meets_target = complete && lost === 0 && result.deliveries_per_s >= 500;
+    result.meets_target = complete && lost === 0 && result.deliveries_per_s > 1000;
     progress(
       `  drain: ${first.size}/${expected} in ${totalS.toFixed(1)} s = ${result.deliveries_per_s}/s, e2e p50 ${result.end_to_end_ms.p50} ms`,
       `p99 ${result.end_to_end_ms.p99} ms, lost ${lost}, duplicates ${duplicates}, bad signatures ${badSignatures}`,

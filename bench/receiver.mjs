@@ -1,7 +1,9 @@
 // A real webhook receiver (Node http) used by the tests and the benchmarks.
 // POST /hooks/<mailbox> records the request and answers as that mailbox is scripted (GET too, so a
 // mailbox can serve a document such as a JWKS, counting each fetch):
-//   PUT    /_control/<mailbox>  {"responses": [{status, headers, body, delayMs, reset}], "default": {...}}
+//   PUT    /_control/<mailbox>  {"responses": [{status, headers, body, delayMs, reset, hangUp}], "default": {...}}
+//          reset: the connection is dropped unanswered; hangUp: these raw bytes are written (the start of
+//          an answer, e.g. "HTTP/1.1 200 OK\r\nConte"), then the connection is closed
 //   GET    /_control/<mailbox>  -> {"count", "maxInFlight", "requests": [{headers, body, receivedAt}]}
 //          maxInFlight: the most requests the mailbox held unanswered at once
 //   DELETE /_control/<mailbox>  forgets the mailbox
@@ -85,6 +87,7 @@ export async function startReceiver({ port = 0, host = "127.0.0.1", keepBodies =
       else if (mailbox.chaos) [label, answer] = chaosAnswer(mailbox, String(req.headers["webhook-id"] ?? ""));
       if (keepBodies) mailbox.requests.push({ headers: req.headers, body, receivedAt: Date.now(), ...(label ? { chaos: label } : {}) });
       if (answer.reset) return req.socket.destroy();
+      if (answer.hangUp !== undefined) return req.socket.end(answer.hangUp);
       mailbox.maxInFlight = Math.max(mailbox.maxInFlight, ++mailbox.inFlight);
       res.on("close", () => mailbox.inFlight--);
       setTimeout(() => send(res, answer), answer.delayMs ?? 0);

@@ -8,6 +8,8 @@ export interface Env {
   DELIVERY_QUEUE: Queue<DeliveryMessage>;
   /** Signed checkpoints of every organisation's audit log (bucket flaghook-audit). */
   AUDIT_BUCKET: R2Bucket;
+  /** Optional Workers Analytics Engine dataset: a data point per delivery attempt (src/health/analytics.ts). */
+  DELIVERY_ANALYTICS?: AnalyticsEngineDataset;
   ADMIN_TOKEN?: string;
   SECRETS_KEY?: string;
   ALLOW_PRIVATE_WEBHOOK_URLS?: string;

@@ -256,6 +256,13 @@ const rows: Row[] = [
   { name: "recovering as malformed JSON", method: "POST", path: `${hooks}/{hookA}/recover`, body: "since=2021", status: 400, code: "malformed_json" },
   { name: "recovering without a body", method: "POST", path: `${hooks}/{hookA}/recover`, status: 400, code: "validation_failed", field: "since" },
   { name: "recovering B's webhook", method: "POST", path: `${hooks}/{hookB}/recover`, body: j({ since: "2021-01-01T00:00:00Z" }), status: 404, code: "not_found" },
+  { name: "stats over a window of 1h", method: "GET", path: `${hooks}/{hookA}/stats?window=1h`, status: 400, code: "validation_failed", field: "window" },
+  { name: "stats over window 24H (case matters)", method: "GET", path: `${hooks}/{hookA}/stats?window=24H`, status: 400, code: "validation_failed", field: "window" },
+  { name: "stats with an unknown parameter", method: "GET", path: `${hooks}/{hookA}/stats?since=2021-01-01`, status: 400, code: "validation_failed" },
+  { name: "stats with a script as the window", method: "GET", path: `${hooks}/{hookA}/stats?window=${encodeURIComponent(SCRIPT)}`, status: 400, code: "validation_failed", field: "window" },
+  { name: "stats of B's webhook", method: "GET", path: `${hooks}/{hookB}/stats`, status: 404, code: "not_found" },
+  { name: "stats of a webhook that does not exist", method: "GET", path: `${hooks}/whk_doesnotexist/stats`, status: 404, code: "not_found" },
+  { name: "stats without credentials", method: "GET", path: `${hooks}/{hookA}/stats`, as: "anonymous", status: 401, code: "unauthorized" },
 
   // Environment webhooks
   { name: "an environment webhook without a url", method: "POST", path: envHooks, body: j({}), status: 400, code: "validation_failed", field: "url" },
@@ -280,6 +287,9 @@ const rows: Row[] = [
   { name: "environment webhook deliveries with page_size -1", method: "GET", path: `${envHooks}/{envHookA}/deliveries?page_size=-1`, status: 400, code: "validation_failed", field: "page_size" },
   { name: "recovering an environment webhook since an empty string", method: "POST", path: `${envHooks}/{envHookA}/recover`, body: j({ since: "" }), status: 400, code: "validation_failed", field: "since" },
   { name: "recovering B's environment webhook", method: "POST", path: `${envHooks}/{envHookB}/recover`, body: j({ since: "2021-01-01T00:00:00Z" }), status: 404, code: "not_found" },
+  { name: "stats of B's environment webhook", method: "GET", path: `${envHooks}/{envHookB}/stats`, status: 404, code: "not_found" },
+  { name: "stats of an environment webhook over 30d", method: "GET", path: `${envHooks}/{envHookA}/stats?window=30d`, status: 400, code: "validation_failed", field: "window" },
+  { name: "stats of A's organisation webhook under an environment", method: "GET", path: `${envHooks}/{hookA}/stats`, status: 404, code: "not_found" },
 
   // SSRF in production mode (ALLOW_PRIVATE_WEBHOOK_URLS=false)
   { name: "production: an organisation webhook to 10.0.0.1", method: "POST", path: hooks, production: true, body: j({ url: "https://10.0.0.1/hook" }), status: 400, code: "url_not_allowed", field: "url" },
@@ -301,6 +311,12 @@ const rows: Row[] = [
   { name: "redelivering B's delivery", method: "POST", path: "/api/v1/deliveries/{dlvB}/redeliver", status: 404, code: "not_found" },
   { name: "redelivering a delivery that does not exist", method: "POST", path: "/api/v1/deliveries/dlv_doesnotexist/redeliver", status: 404, code: "not_found" },
   { name: "redelivering with a text/plain body", method: "POST", path: "/api/v1/deliveries/{dlvA}/redeliver", headers: { "content-type": "text/plain" }, body: "again", status: 415, code: "unsupported_media_type" },
+  { name: "retrying B's delivery now", method: "POST", path: "/api/v1/deliveries/{dlvB}/retry", status: 404, code: "not_found" },
+  { name: "retrying a delivery that does not exist", method: "POST", path: "/api/v1/deliveries/dlv_doesnotexist/retry", status: 404, code: "not_found" },
+  { name: "retrying a delivered delivery now", method: "POST", path: "/api/v1/deliveries/{dlvA}/retry", status: 409, code: "delivery_not_pending" },
+  { name: "retrying with a text/plain body", method: "POST", path: "/api/v1/deliveries/{dlvA}/retry", headers: { "content-type": "text/plain" }, body: "now", status: 415, code: "unsupported_media_type" },
+  { name: "retrying without credentials", method: "POST", path: "/api/v1/deliveries/{dlvA}/retry", as: "anonymous", status: 401, code: "unauthorized" },
+  { name: "retrying with GET", method: "GET", path: "/api/v1/deliveries/{dlvA}/retry", status: 404, code: "not_found" },
   { name: "a delivery id of 65 characters", method: "GET", path: `/api/v1/deliveries/dlv_${"z".repeat(61)}`, status: 400, code: "validation_failed", field: "id" },
   { name: "a delivery id with SQL in it", method: "GET", path: `/api/v1/deliveries/${encodeURIComponent(SQL)}`, status: 404, code: "not_found" },
   { name: "a delivery id with a script in it", method: "GET", path: `/api/v1/deliveries/${encodeURIComponent(SCRIPT)}`, status: 404, code: "not_found" },
@@ -322,7 +338,7 @@ async function stored() {
   return {
     counts: Object.fromEntries(
       await Promise.all(
-        ["organisations", "organisation_access", "ui_sessions", "api_keys", "projects", "environments", "audit_entries", "webhooks", "deliveries", "attempts"].map(
+        ["organisations", "organisation_access", "ui_sessions", "api_keys", "projects", "environments", "audit_entries", "webhooks", "deliveries", "attempts", "webhook_health"].map(
           async (t) => [t, await countRows(t)],
         ),
       ),

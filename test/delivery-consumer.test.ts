@@ -140,7 +140,7 @@ describe("delivery consumer", () => {
     await consume([{ id: d.id, attempt: 0 }]);
     const row = await delivery(d.id);
     expect(row).toMatchObject({ status: "pending", last_status_code: null });
-    expect(row!.last_error).toMatch(/^connection failed/);
+    expect(row!.last_error).toBe("connection refused: nothing accepts connections on 127.0.0.1:9");
     expect(await scheduledDelay(d.id)).toBeLessThanOrEqual(6);
   });
 
@@ -149,6 +149,7 @@ describe("delivery consumer", () => {
     await scriptMailbox(d.box, { default: { reset: true } });
     await consume([{ id: d.id, attempt: 0 }]);
     expect(await delivery(d.id)).toMatchObject({ status: "pending", attempt_count: 1, last_status_code: null });
+    expect((await delivery(d.id))!.last_error).toMatch(/^closed before answering: /);
   });
 
   it("a 429 waits at least 60 s even when Retry-After asks for less", async () => {

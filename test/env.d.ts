@@ -6,6 +6,7 @@ declare global {
     interface Env extends FlaghookEnv {
       TEST_MIGRATIONS: D1Migration[];
       TEST_OPERATOR_AUTH_LIMITER: RateLimit;
+      TEST_DELIVERY_ANALYTICS: AnalyticsEngineDataset;
       MIGRATION_DB: D1Database;
     }
     interface GlobalProps {

@@ -216,7 +216,7 @@ describe("failure drill: a receiver that fails 30%, times out 10%, resets 10% an
       : a.status_code === 500 ? "fail"
       : a.status_code === 429 ? "throttle"
       : a.error === "timed out after 3000 ms" ? "timeout"
-      : a.error?.startsWith("connection failed") ? "reset"
+      : a.error?.startsWith("closed before answering") ? "reset"
       : `unexpected ${a.status_code} ${a.error}`;
     const tally: Record<string, number> = {};
     for (const d of rows) {
@@ -313,7 +313,7 @@ describe("failure drill: the delivery consumer", () => {
     expect((await mailbox(drill.box)).count).toBe(2);
     expect(await deliveryRows(drill.orgId)).toEqual([{ id: first.id, status: "delivered", attempt_count: 2 }]);
     expect(await attemptLog(drill.orgId)).toEqual([
-      { delivery_id: first.id, number: 1, status_code: 500, error: null },
+      { delivery_id: first.id, number: 1, status_code: 500, error: "HTTP 500 Internal Server Error (empty response)" },
       { delivery_id: first.id, number: 2, status_code: 200, error: null },
     ]);
     expect(drill.delivery.size).toBe(0);

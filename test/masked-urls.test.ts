@@ -75,17 +75,23 @@ describe("a webhook URL holding a secret", () => {
     const ingest = await call("/api/v1/events", { method: "POST", headers: auth, json: { type: "CUSTOM", log: "hello", related_object: { type: "X" } } });
     expect(ingest.status).toBe(202);
 
-    const logs = await eventually(async () => {
-      const page = (await (await call("/api/v1/audit/?related_object_type=WEBHOOK", { headers: auth })).json()) as { results: { log: string }[] };
-      const mine = page.results.map((r) => r.log).filter((l) => l.includes("slack"));
-      return mine.length === 4 ? mine : undefined;
-    });
-    expect(logs).toEqual([
-      `Webhook disabled: slack! (${masked}): receiver answered 410 Gone`,
+    const logs = async (type: string, count: number) =>
+      eventually(async () => {
+        const page = (await (await call(`/api/v1/audit/?related_object_type=${type}`, { headers: auth })).json()) as { results: { log: string }[] };
+        const mine = page.results.map((r) => r.log).filter((l) => l.includes("slack"));
+        return mine.length >= count ? mine : undefined;
+      });
+    expect(await logs("WEBHOOK", 3)).toEqual([
       `Webhook secret rotated (staged): slack! (${masked})`,
       `Webhook updated (name): slack! (${masked})`,
       `Webhook created: slack (${masked})`,
     ]);
+    // The disabling is an operational entry, beside the failed deliveries that met the 410 (masked too).
+    const health = await logs("WEBHOOK_HEALTH", 2);
+    expect(health.filter((l) => l.startsWith("Webhook disabled:"))).toEqual([`Webhook disabled: slack! (${masked}): receiver answered 410 Gone`]);
+    for (const log of health.filter((l) => !l.startsWith("Webhook disabled:"))) {
+      expect(log).toMatch(new RegExp(`^Delivery failed: dlv_\\w+ \\(AUDIT_LOG_CREATED\\) to slack! \\(${masked.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\) after 1 attempt: HTTP 410 Gone \\(empty response\\)$`));
+    }
 
     // Nothing flaghook stored for the organisation, and nothing the audit listener received, holds the secret.
     await eventually(async () => (await mailbox(audit)).count >= 5);

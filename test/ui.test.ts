@@ -484,15 +484,23 @@ describe("webhooks and deliveries pages", () => {
     expect(await (await browser.get(res.headers.get("location")!)).text()).toContain("The webhook is disabled");
   });
 
-  it("recovers failed deliveries since a time", async () => {
+  it("recovers failed deliveries since a time, never a failed test", async () => {
     const { browser } = await signedIn();
     const { id, token, mailboxName } = await createHookThroughForm(browser);
     await scriptMailbox(mailboxName, { default: { status: 500, body: "down" } });
     const result = await (await browser.post(`/ui/webhooks/${id}/test`, { csrf: token })).text();
     expect(result).toContain('data-test-result="failed"');
     expect(result).toContain('<dd id="status-code">500</dd>');
+    const { org_id } = (await env.DB.prepare("select org_id from webhooks where id = ?").bind(id).first<{ org_id: number }>())!;
+    await env.DB.prepare(
+      "insert into deliveries (id, org_id, webhook_id, event_type, payload, status, attempt_count, created_at, updated_at) values (?, ?, ?, 'AUDIT_LOG_CREATED', '{}', 'failed', 4, ?, ?)",
+    )
+      .bind(`dlv_uirecover${Date.now()}`, org_id, id, Date.now(), Date.now())
+      .run();
     const res = await browser.post(`/ui/webhooks/${id}/recover`, { csrf: token, since: "2000-01-01T00:00" });
     expect(res.headers.get("location")).toBe(`/ui/webhooks/${id}/deliveries?done=recovered&n=1`);
+    const page = await (await browser.get(`/ui/webhooks/${id}/deliveries?status=failed`)).text();
+    expect(page).toMatch(/data-status="failed">.*<span class="badge info" data-test="">test<\/span>/s);
   });
 });
 

@@ -159,7 +159,7 @@ describe("the URL policy at every attempt", () => {
     await setDns(host, { addresses: [] });
     advanceClock(31_000);
     await consume(d.id, 0);
-    expect((await attempts(d.id))[0].error).toBe("refused by URL policy: its host does not resolve");
+    expect((await attempts(d.id))[0].error).toBe(`refused by URL policy: could not resolve the host ${host}: the DNS has no address for it`);
   });
 
   it("a resolution is cached briefly per isolate: attempts within its TTL ask once, later ones ask again", async () => {

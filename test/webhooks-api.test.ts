@@ -1,5 +1,6 @@
 // SPEC 6 webhook and delivery endpoints: CRUD for both scopes, test send, deliveries, redeliver,
 // recover, tenant isolation, and the system audit entries that webhook changes leave.
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { call, countRows, createOrganisation, eventually, mailbox, receiverUrl, recorded, scriptMailbox } from "./helpers";
 
@@ -140,23 +141,56 @@ describe("test send, deliveries, redeliver and recover", () => {
     expect(detail.attempts).toHaveLength(2);
   });
 
-  it("recovers every failed delivery since a time", async () => {
+  it("recovers every failed delivery since a time, and never a test send", async () => {
     const { orgId, auth } = await createOrganisation();
     const box = `recover-${Date.now()}`;
-    const hook = await json<Hook>(call(`/api/v1/organisations/${orgId}/webhooks`, { method: "POST", headers: auth, json: { url: `${receiverUrl()}/hooks/${box}` } }));
+    const environmentId = 70_000 + Math.floor(Math.random() * 10_000);
+    const base = `/api/v1/environments/${environmentId}/webhooks`;
+    const hook = await json<Hook>(call(base, { method: "POST", headers: auth, json: { url: `${receiverUrl()}/hooks/${box}` } }));
     const since = new Date().toISOString();
     await scriptMailbox(box, { default: { status: 500 } });
-    for (let i = 0; i < 3; i++) await call(`/api/v1/organisations/${orgId}/webhooks/${hook.id}/test`, { method: "POST", headers: auth });
+    // Two test sends that failed, and three deliveries of changes that used their last attempt.
+    for (let i = 0; i < 2; i++) expect((await json<{ ok: boolean; test: boolean }>(call(`${base}/${hook.id}/test`, { method: "POST", headers: auth }))).test).toBe(true);
+    for (let i = 0; i < 3; i++) {
+      await env.DB.prepare(
+        `insert into deliveries (id, org_id, webhook_id, event_type, payload, status, attempt_count, cycle_start, created_at, updated_at)
+         values (?, ?, ?, 'FLAG_UPDATED', ?, 'failed', 4, 0, ?, ?)`,
+      )
+        .bind(`dlv_recover${i}x${Date.now()}`, orgId, hook.id, `{"change": ${i}}`, Date.now(), Date.now())
+        .run();
+    }
     await scriptMailbox(box, { default: { status: 200 } });
-    const res = await call(`/api/v1/organisations/${orgId}/webhooks/${hook.id}/recover`, { method: "POST", headers: auth, json: { since } });
+    const res = await call(`${base}/${hook.id}/recover`, { method: "POST", headers: auth, json: { since } });
     expect(res.status).toBe(202);
     expect(await res.json()).toEqual({ recovered: 3 });
-    // Its own "Webhook created" audit entry reaches it too; count only the test sends.
-    const tests = async () => (await mailbox(box)).requests.filter((r) => r.body.includes("Test webhook from flaghook"));
-    await eventually(async () => (await tests()).length === 6);
-    expect(new Set((await tests()).map((r) => r.headers["webhook-id"])).size).toBe(3);
-    const bad = await call(`/api/v1/organisations/${orgId}/webhooks/${hook.id}/recover`, { method: "POST", headers: auth, json: { since: "yesterday" } });
+    const changes = async () => (await mailbox(box)).requests.filter((r) => r.body.startsWith('{"change"'));
+    await eventually(async () => (await changes()).length === 3);
+    expect((await changes()).map((r) => r.body).sort()).toEqual(['{"change": 0}', '{"change": 1}', '{"change": 2}']);
+    const failedTests = await json<{ results: { test: boolean; status: string }[] }>(call(`${base}/${hook.id}/deliveries?status=failed`, { headers: auth }));
+    expect(failedTests.results).toEqual([expect.objectContaining({ test: true, status: "failed" }), expect.objectContaining({ test: true, status: "failed" })]);
+    expect((await mailbox(box)).requests.filter((r) => r.body.includes("Test webhook from flaghook"))).toHaveLength(2);
+    const bad = await call(`${base}/${hook.id}/recover`, { method: "POST", headers: auth, json: { since: "yesterday" } });
     expect(bad.status).toBe(400);
+  });
+
+  it("marks a test send as a test, and an environment webhook's test payload names its environment and project", async () => {
+    const { orgId, auth } = await createOrganisation();
+    const created = await call("/api/v1/events", {
+      method: "POST",
+      headers: auth,
+      json: { type: "ENVIRONMENT_CREATED", project: { id: 4310, name: "Storefront" }, environment: { id: 4311, name: "Staging", api_key: "staging_key_4311" } },
+    });
+    await recorded(auth, ((await created.json()) as { event_id: string }).event_id);
+    const box = `test-payload-${Date.now()}`;
+    const hook = await json<Hook>(call("/api/v1/environments/staging_key_4311/webhooks", { method: "POST", headers: auth, json: { url: `${receiverUrl()}/hooks/${box}` } }));
+    const sent = await json<{ delivery_id: string; test: boolean; ok: boolean }>(call(`/api/v1/environments/4311/webhooks/${hook.id}/test`, { method: "POST", headers: auth }));
+    expect(sent).toMatchObject({ test: true, ok: true });
+    const body = JSON.parse((await mailbox(box)).requests[0].body) as { data: { new_state: { environment: unknown; feature: { project: unknown } } } };
+    expect(body.data.new_state.environment).toEqual({ id: 4311, name: "Staging" });
+    expect(body.data.new_state.feature.project).toEqual({ id: 4310, name: "Storefront" });
+    const detail = await json<{ test: boolean; attempts: unknown[] }>(call(`/api/v1/deliveries/${sent.delivery_id}`, { headers: auth }));
+    expect(detail).toMatchObject({ test: true, attempts: [expect.objectContaining({ number: 1, status_code: 200 })] });
+    expect(await countRows("deliveries", "id = ? and kind = 'test' and org_id = ?", sent.delivery_id, orgId)).toBe(1);
   });
 
   it("refuses to redeliver to a disabled webhook", async () => {

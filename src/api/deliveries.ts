@@ -2,7 +2,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { WEBHOOK_EVENT_TYPES } from "../domain/fanout";
 import { database } from "../db/client";
-import { deliveryWithAttempts, redeliver } from "../manage/deliveries";
+import { deliveryWithAttempts, redeliver, retryNow } from "../manage/deliveries";
 import { requireOrganisation } from "./auth";
 import { jsonBodyOnly } from "./json-body";
 import { resource } from "./context";
@@ -15,6 +15,7 @@ export const Delivery = z
     event_id: z.string().nullable(),
     audit_entry_id: z.number().int().nullable(),
     event_type: z.enum(WEBHOOK_EVENT_TYPES),
+    test: z.boolean().openapi({ description: "A test sent by hand: never retried or recovered, not counted in the webhook's health" }),
     status: z.enum(["pending", "delivered", "failed"]),
     attempt_count: z.number().int(),
     next_attempt_at: z.string().nullable(),
@@ -61,4 +62,19 @@ deliveryRoutes.openapi(
     responses: { 202: json(Delivery, "Queued"), ...errorResponses, ...conflictResponse },
   }),
   async (c) => c.json(await redeliver(c.env, c.get("orgId"), c.req.valid("param").id, c.get("submitter")), 202),
+);
+
+deliveryRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/{id}/retry",
+    tags,
+    security,
+    summary: "Retry now: make a pending delivery's next attempt at once, keeping its earlier attempts",
+    description:
+      "The attempt counts as the next one of its schedule, which goes on after it. 409 when the delivery is not pending (delivery_not_pending: redeliver it), an attempt is in flight (attempt_in_flight), or the webhook is disabled (webhook_disabled).",
+    request: { params: idParam },
+    responses: { 202: json(Delivery, "Queued for an attempt now"), ...errorResponses, ...conflictResponse },
+  }),
+  async (c) => c.json(await retryNow(c.env, c.get("orgId"), c.req.valid("param").id, c.get("submitter")), 202),
 );

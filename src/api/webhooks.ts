@@ -5,7 +5,9 @@ import type { Context } from "hono";
 import { notFound } from "../domain/errors";
 import { DEFAULT_EVENT_TYPES, SCOPE_EVENT_TYPES, WEBHOOK_EVENT_TYPES, type WebhookScope } from "../domain/fanout";
 import { timestamp } from "../domain/event";
+import { now } from "../domain/clock";
 import { database } from "../db/client";
+import { webhookStats } from "../health/stats";
 import { deliveryOut, listDeliveries, recover, type DeliveryCursor } from "../manage/deliveries";
 import {
   confirmSecret,
@@ -38,6 +40,40 @@ const SecretRotation = z
   })
   .openapi("SecretRotation");
 
+const WebhookHealthSchema = z.enum(["healthy", "failing", "disabled"]).openapi({
+  description: "disabled: the webhook is; failing: its latest attempts failed (from the first failure until an attempt succeeds); healthy otherwise",
+});
+
+const Stats = z
+  .object({
+    window: z.enum(["24h", "7d"]),
+    health: WebhookHealthSchema,
+    deliveries: z.number().int().openapi({ description: "succeeded + failed in the window, + pending now" }),
+    succeeded: z.number().int().openapi({ description: "Deliveries that succeeded in the window" }),
+    failed: z.number().int().openapi({ description: "Deliveries that used their last attempt in the window (or met 410 Gone)" }),
+    pending: z.number().int().openapi({ description: "Deliveries waiting for an attempt now (the backlog)" }),
+    success_rate: z.number().nullable().openapi({ description: "succeeded / (succeeded + failed); null when none finished" }),
+    attempts: z.number().int().openapi({ description: "Attempts made in the window (test sends are not counted)" }),
+    attempts_failed: z.number().int().openapi({ description: "Attempts that did not succeed, those refused by the URL policy included" }),
+    attempts_refused: z.number().int().openapi({ description: "Attempts refused by the URL policy: never sent, left out of the durations" }),
+    p50_ms: z.number().int().nullable().openapi({ description: "Median duration of the attempts sent, read from an hourly histogram (within half a bucket; buckets about 1.5x apart)" }),
+    p95_ms: z.number().int().nullable(),
+    last_success_at: z.string().nullable().openapi({ description: "Within DELIVERY_RETENTION_DAYS, whatever the window" }),
+    last_failure_at: z.string().nullable(),
+    last_failure: z.string().nullable().openapi({ description: "The error of the last failed attempt" }),
+    oldest_pending_at: z.string().nullable().openapi({ description: "created_at of the oldest pending delivery" }),
+    by_hour: z.array(
+      z.object({
+        hour: z.string().openapi({ description: "Start of the hour (UTC)" }),
+        succeeded: z.number().int(),
+        failed: z.number().int(),
+        attempts: z.number().int(),
+        attempts_failed: z.number().int(),
+      }),
+    ).openapi({ description: "Every hour of the window, oldest first, the current hour last" }),
+  })
+  .openapi("WebhookStats");
+
 export const Webhook = z
   .object({
     id: z.string().openapi({ example: "whk_0v3..." }),
@@ -46,6 +82,8 @@ export const Webhook = z
     scope: z.enum(["organisation", "environment"]),
     environment: z.number().int().nullable(),
     enabled: z.boolean(),
+    health: WebhookHealthSchema,
+    failing_since: z.string().nullable().openapi({ description: "When the failures that make it failing began; null when its last attempt succeeded" }),
     event_types: z.array(eventType).openapi({ description: "The events this webhook receives" }),
     changed_by: changedBy.openapi({ description: "changed_by in flaghook's own FLAG_UPDATED / FLAG_DELETED: \"first last\" (name) or the author's email (email, as Flagsmith since 2022)" }),
     created_at: z.string(),
@@ -84,6 +122,7 @@ const WebhookUpdate = WebhookCreate.partial().openapi("WebhookUpdate");
 const TestResult = z
   .object({
     delivery_id: z.string(),
+    test: z.literal(true).openapi({ description: "The delivery is marked as a test: never retried or recovered, not counted in health" }),
     ok: z.boolean(),
     status_code: z.number().int().nullable(),
     duration_ms: z.number().int(),
@@ -243,11 +282,27 @@ export function webhookRoutes(scope: WebhookScope) {
 
   routes.openapi(
     createRoute({
+      method: "get",
+      path: "/{id}/stats",
+      tags,
+      security,
+      summary: "Delivery health over the last 24 hours or 7 days, from the hourly roll-up",
+      request: { params: idParam, query: z.strictObject({ window: z.enum(["24h", "7d"]).default("24h") }) },
+      responses: { 200: json(Stats, "The webhook's delivery health"), ...errorResponses },
+    }),
+    async (c) => {
+      const webhook = await hook(c, c.req.valid("param").id);
+      return c.json(await webhookStats(database(c.env.DB), webhook, c.req.valid("query").window, now()), 200);
+    },
+  );
+
+  routes.openapi(
+    createRoute({
       method: "post",
       path: "/{id}/recover",
       tags,
       security,
-      summary: "Redeliver every failed delivery created since a time",
+      summary: "Redeliver every failed delivery created since a time (test sends excepted)",
       request: { params: idParam, body: jsonBody(z.strictObject({ since: timestamp })) },
       responses: { 202: json(z.object({ recovered: z.number().int() }), "Queued again"), ...errorResponses, ...conflictResponse },
     }),

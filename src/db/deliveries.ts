@@ -25,19 +25,23 @@ export async function enabledWebhooks(db: Db, orgIds: number[]): Promise<(Subscr
 
 const deliveryInsertColumns: Column[] = [
   deliveries.id, deliveries.orgId, deliveries.auditEntryId, deliveries.eventId, deliveries.webhookId, deliveries.eventType,
-  deliveries.payload, deliveries.status, deliveries.nextAttemptAt, deliveries.createdAt, deliveries.updatedAt,
+  deliveries.payload, deliveries.status, deliveries.nextAttemptAt, deliveries.createdAt, deliveries.updatedAt, deliveries.kind,
 ];
+
+/** Where a row's own values end: a caller may append more, for its `where` to read (value ->> DELIVERY_ROW_LENGTH, ...). */
+export const DELIVERY_ROW_LENGTH = deliveryInsertColumns.length;
 
 export function deliveryRow(
   origin: { id: string; orgId: number; auditEntryId: number | null; eventId: string | null },
   p: PlannedDelivery,
   at: number,
 ): unknown[] {
-  return [origin.id, origin.orgId, origin.auditEntryId, origin.eventId, p.webhookId, p.eventType, p.payload, "pending", at, at, at];
+  return [origin.id, origin.orgId, origin.auditEntryId, origin.eventId, p.webhookId, p.eventType, p.payload, "pending", at, at, at, p.kind ?? "event"];
 }
 
-export function insertDeliveries(rows: readonly unknown[][]): Statement[] {
-  return insertRows(deliveries, deliveryInsertColumns, rows);
+/** `where` (SQL over `value`) skips rows, as in insertRows. */
+export function insertDeliveries(rows: readonly unknown[][], where?: string): Statement[] {
+  return insertRows(deliveries, deliveryInsertColumns, rows, where ? { where } : {});
 }
 
 /**

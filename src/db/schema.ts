@@ -1,7 +1,8 @@
 // The one source of truth for flaghook's tables; `npm run db:generate` turns it into migrations/.
 import { sql } from "drizzle-orm";
 import { blob, index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
-import { WEBHOOK_EVENT_TYPES } from "../domain/fanout";
+import { DELIVERY_KINDS, WEBHOOK_EVENT_TYPES } from "../domain/fanout";
+import { LATENCY_COLUMNS } from "../domain/health";
 
 /** Milliseconds since the epoch; every timestamp column uses it except audit `created_date`. */
 const ms = (name: string) => integer(name);
@@ -247,13 +248,16 @@ export const deliveries = sqliteTable(
     nextAttemptAt: ms("next_attempt_at"),
     lastStatusCode: integer("last_status_code"),
     lastError: text("last_error"),
+    /** A change's delivery, a test sent by hand, or an operational notification (domain/fanout.ts). */
+    kind: text("kind", { enum: DELIVERY_KINDS }).notNull().default("event"),
     createdAt: ms("created_at").notNull(),
     updatedAt: ms("updated_at").notNull(),
   },
   (t) => [
     index("deliveries_webhook").on(t.webhookId, t.createdAt, t.id),
     index("deliveries_event").on(t.orgId, t.eventId),
-    index("deliveries_due").on(t.nextAttemptAt).where(sql`status = 'pending'`),
+    // A webhook's backlog (count, oldest) for its health; the sweeper scans it whole for what is overdue.
+    index("deliveries_pending").on(t.webhookId, t.createdAt, t.nextAttemptAt).where(sql`status = 'pending'`),
     index("deliveries_age").on(t.createdAt),
   ],
 );
@@ -271,6 +275,33 @@ export const attempts = sqliteTable(
     responseBody: text("response_body"),
   },
   (t) => [uniqueIndex("attempts_delivery").on(t.deliveryId, t.number)],
+);
+
+/** The latency histogram's columns: le_10 ... le_10000 (attempts that took at most that many ms), then gt_10000. */
+const latencyColumns = Object.fromEntries(LATENCY_COLUMNS.map((name) => [name, integer(name).notNull().default(0)]));
+
+/**
+ * Delivery health, rolled up per webhook and hour by the delivery consumer as it records attempts
+ * (one upsert per webhook and hour a consumer run), so stats never read the attempts themselves.
+ */
+export const webhookHealth = sqliteTable(
+  "webhook_health",
+  {
+    webhookId: text("webhook_id").notNull(),
+    hour: ms("hour").notNull(), // the hour's start
+    /** Deliveries that succeeded in the hour, and that failed for good (their last attempt). */
+    delivered: integer("delivered").notNull().default(0),
+    failed: integer("failed").notNull().default(0),
+    attempts: integer("attempts").notNull().default(0),
+    /** Attempts that did not succeed (refusals included), and those the URL policy refused (never sent). */
+    attemptsFailed: integer("attempts_failed").notNull().default(0),
+    attemptsRefused: integer("attempts_refused").notNull().default(0),
+    ...latencyColumns,
+    lastSuccessAt: ms("last_success_at"),
+    lastFailureAt: ms("last_failure_at"),
+    lastFailure: text("last_failure"),
+  },
+  (t) => [primaryKey({ columns: [t.webhookId, t.hour] }), index("webhook_health_hour").on(t.hour)],
 );
 
 /** Where a Flagsmith instance posts its own webhooks (organisation audit log and environment web hooks). */

@@ -2,13 +2,15 @@
 import { and, eq, sql, type Column } from "drizzle-orm";
 import { now } from "../domain/clock";
 import { groupBy } from "../domain/collections";
-import { maskedUrl } from "../domain/masked-url";
 import { nextDelaySeconds } from "../domain/retry";
 import { inJson, insertRows } from "../db/bulk";
 import { database, runBatch, type Db, type Statement } from "../db/client";
 import { attempts, deliveries, webhooks, type DeliveryRow, type WebhookRow } from "../db/schema";
 import { config, type Env } from "../env";
-import { recordSystemEvent } from "../ingest/system-events";
+import { writeAttemptPoint } from "../health/analytics";
+import { deliveryFailed, noticeDeliveries, webhookDisabled, webhookRecovered, type Notice } from "../health/operational";
+import { HealthRollup } from "../health/rollup";
+import { recordSystemEvents } from "../ingest/system-events";
 import { enqueueDeliveries, type DeliveryRef } from "../queues";
 import { grantAttempts, nextWindowAt } from "./rate-limit";
 import { decryptSecret } from "./secrets";
@@ -132,7 +134,7 @@ export async function attempt(env: Env, delivery: DeliveryRow, webhook: WebhookR
   if (refusal) return refusedAttempt(refusal, at);
   const secrets = await webhookSecrets(cfg.secretsKey!, webhook, at);
   const headers = await signatureHeaders(secrets, delivery.id, Math.floor(at / 1000), delivery.payload);
-  return sendAttempt(webhook.url, delivery.payload, headers, cfg.deliveryTimeoutMs, at);
+  return sendAttempt(webhook.url, delivery.payload, headers, { timeoutMs: cfg.deliveryTimeoutMs, resolverUrl: cfg.dnsResolverUrl }, at);
 }
 
 /**
@@ -152,15 +154,81 @@ interface Settled {
   result: AttemptResult;
 }
 
-/** Records attempts, moves deliveries on, and applies what the receivers said to their webhooks. */
+/** What a consumer run's attempts say about one webhook. */
+interface WebhookOutcome {
+  webhook: WebhookRow;
+  ok: boolean;
+  gone: boolean;
+  failedAt: number;
+  /** An attempt of a change's delivery (not only of notifications) was among them. */
+  byChanges: boolean;
+}
+
+interface StateChange {
+  outcome: WebhookOutcome;
+  notice: Notice;
+  /** Why it is disabled (disabling only). */
+  reason?: string;
+}
+
+/**
+ * What a run's attempts change of each webhook: failing from its first failure, healthy again at its
+ * first success, disabled on a 410 or after failing `disableMs`. The recover and disable updates
+ * answer the rows they changed (at `recoverAt` and `disableAt` in `stateWrites`): of two runs racing
+ * to make the same change, only the one that made it raises the event.
+ */
+function webhookChanges(db: Db, disableMs: number, outcomes: Iterable<WebhookOutcome>, at: number) {
+  const disabling: StateChange[] = [];
+  const recovering: StateChange[] = [];
+  const stateWrites: Statement[] = [];
+  for (const o of outcomes) {
+    const { webhook } = o;
+    const disable = (reason: string) => disabling.push({ outcome: o, reason, notice: webhookDisabled(webhook, reason, at) });
+    if (o.gone) {
+      disable("receiver answered 410 Gone");
+    } else if (o.ok) {
+      if (webhook.failingSince !== null) recovering.push({ outcome: o, notice: webhookRecovered(webhook, at) });
+    } else if (webhook.failingSince !== null && at - webhook.failingSince >= disableMs) {
+      disable(`every delivery failed for ${Math.round(disableMs / 86_400_000)} days`);
+    } else if (webhook.failingSince === null) {
+      stateWrites.push(db.update(webhooks).set({ failingSince: o.failedAt }).where(and(eq(webhooks.id, webhook.id), sql`failing_since is null`)));
+    }
+  }
+  const recoverAt = stateWrites.length;
+  for (const { outcome } of recovering) {
+    stateWrites.push(
+      db.update(webhooks).set({ failingSince: null }).where(and(eq(webhooks.id, outcome.webhook.id), sql`failing_since is not null`)).returning({ id: webhooks.id }),
+    );
+  }
+  const disableAt = stateWrites.length;
+  for (const { outcome, reason } of disabling) {
+    stateWrites.push(
+      db
+        .update(webhooks)
+        .set({ enabled: false, disabledReason: reason, updatedAt: at })
+        .where(and(eq(webhooks.id, outcome.webhook.id), eq(webhooks.enabled, true)))
+        .returning({ id: webhooks.id }),
+    );
+  }
+  return { stateWrites, recovering, disabling, recoverAt, disableAt };
+}
+
+/**
+ * Records attempts, moves deliveries on, rolls the run up into the webhooks' health, applies what the
+ * receivers said to their webhooks, and raises the operational events that follow. Everything is
+ * written in one D1 batch; events and their audit entries only cost anything when they happen.
+ */
 export async function settle(env: Env, db: Db, done: readonly Settled[]): Promise<void> {
   if (!done.length) return;
   const cfg = config(env);
   const writes: Statement[] = [];
   const retries: (DeliveryRef & { delaySeconds: number })[] = [];
-  const health = new Map<string, { webhook: WebhookRow; ok: boolean; gone: boolean; failedAt: number }>();
+  const outcomes = new Map<string, WebhookOutcome>();
   const attemptRows: unknown[][] = [];
   const delivered: { id: string; number: number; statusCode: number }[] = [];
+  const rollup = new HealthRollup();
+  const notices: Notice[] = [];
+  const at = now();
 
   for (const { delivery, webhook, result } of done) {
     const number = delivery.attemptCount + 1;
@@ -171,33 +239,58 @@ export async function settle(env: Env, db: Db, done: readonly Settled[]): Promis
     }
     attemptRows.push([delivery.id, number, result.attemptedAt, result.statusCode, result.durationMs, result.error, result.responseBody]);
     const { outcome } = result;
-    const h = health.get(webhook.id) ?? { webhook, ok: false, gone: false, failedAt: result.attemptedAt };
-    h.ok ||= outcome.kind === "delivered";
-    h.gone ||= outcome.kind === "gone";
-    health.set(webhook.id, h);
+    let final: "delivered" | "failed" | null = null;
     if (outcome.kind === "delivered") {
+      final = "delivered";
       delivered.push({ id: delivery.id, number, statusCode: outcome.status });
-      continue;
-    }
-    const base = { attemptCount: number, lastStatusCode: result.statusCode, lastError: result.error, updatedAt: now() };
-    let update: Partial<DeliveryRow>;
-    if (outcome.kind === "gone") {
-      update = { ...base, status: "failed", nextAttemptAt: null, lastError: "receiver answered 410 Gone; webhook disabled" };
     } else {
-      const delay = nextDelaySeconds(cfg.retrySchedule, number - delivery.cycleStart, outcome, cfg.throttleFloorSeconds);
-      if (delay === null) {
-        update = { ...base, status: "failed", nextAttemptAt: null };
+      const base = { attemptCount: number, lastStatusCode: result.statusCode, lastError: result.error, updatedAt: at };
+      let update: Partial<DeliveryRow>;
+      if (outcome.kind === "gone") {
+        final = "failed";
+        update = { ...base, status: "failed", nextAttemptAt: null, lastError: "receiver answered 410 Gone; webhook disabled" };
       } else {
-        update = { ...base, nextAttemptAt: result.attemptedAt + delay * 1000 };
-        retries.push({ id: delivery.id, attempt: number, delaySeconds: delay });
+        const delay = nextDelaySeconds(cfg.retrySchedule, number - delivery.cycleStart, outcome, cfg.throttleFloorSeconds);
+        if (delay === null) {
+          final = "failed";
+          update = { ...base, status: "failed", nextAttemptAt: null };
+        } else {
+          update = { ...base, nextAttemptAt: result.attemptedAt + delay * 1000 };
+          retries.push({ id: delivery.id, attempt: number, delaySeconds: delay });
+        }
       }
+      writes.push(
+        db
+          .update(deliveries)
+          .set(update)
+          .where(and(eq(deliveries.id, delivery.id), eq(deliveries.attemptCount, number))),
+      );
     }
-    writes.push(
-      db
-        .update(deliveries)
-        .set(update)
-        .where(and(eq(deliveries.id, delivery.id), eq(deliveries.attemptCount, number))),
-    );
+    writeAttemptPoint(env.DELIVERY_ANALYTICS, {
+      webhookId: webhook.id,
+      orgId: webhook.orgId,
+      deliveryId: delivery.id,
+      eventType: delivery.eventType,
+      kind: delivery.kind,
+      outcome: final === "delivered" ? "delivered" : result.refused ? "refused" : final === "failed" ? "failed" : "retrying",
+      statusCode: result.statusCode,
+      durationMs: result.durationMs,
+      number,
+      error: result.error,
+    });
+    // A test sent again by hand tells nothing about the webhook's health.
+    if (delivery.kind === "test") continue;
+    const ok = final === "delivered";
+    rollup.add({ webhookId: webhook.id, attemptedAt: result.attemptedAt, durationMs: result.durationMs, ok, refused: result.refused === true, final, error: result.error });
+    const o = outcomes.get(webhook.id) ?? { webhook, ok: false, gone: false, failedAt: result.attemptedAt, byChanges: false };
+    o.ok ||= ok;
+    o.gone ||= outcome.kind === "gone";
+    o.byChanges ||= delivery.kind === "event";
+    outcomes.set(webhook.id, o);
+    // A notification that fails for good raises nothing: notifications cannot cause notifications.
+    if (final === "failed" && delivery.kind === "event") {
+      notices.push(deliveryFailed(delivery, webhook, { number, attemptedAt: result.attemptedAt, statusCode: result.statusCode, durationMs: result.durationMs, error: result.error }, at));
+    }
   }
   // The common case, written a statement per (attempt number, status code).
   for (const group of groupBy(delivered, (d) => `${d.number}:${d.statusCode}`).values()) {
@@ -205,40 +298,37 @@ export async function settle(env: Env, db: Db, done: readonly Settled[]): Promis
     writes.push(
       db
         .update(deliveries)
-        .set({ status: "delivered", attemptCount: number, lastStatusCode: statusCode, lastError: null, nextAttemptAt: null, updatedAt: now() })
+        .set({ status: "delivered", attemptCount: number, lastStatusCode: statusCode, lastError: null, nextAttemptAt: null, updatedAt: at })
         .where(and(inJson(deliveries.id, group.map((d) => d.id)), eq(deliveries.attemptCount, number))),
     );
   }
   writes.unshift(...insertRows(attempts, attemptColumns, attemptRows));
+  writes.push(...rollup.statements());
 
-  const disabledNow: { webhook: WebhookRow; reason: string }[] = [];
-  for (const { webhook, ok, gone, failedAt } of health.values()) {
-    const at = now();
-    if (gone) {
-      disabledNow.push({ webhook, reason: "receiver answered 410 Gone" });
-    } else if (ok) {
-      if (webhook.failingSince !== null) writes.push(db.update(webhooks).set({ failingSince: null }).where(eq(webhooks.id, webhook.id)));
-    } else if (webhook.failingSince !== null && at - webhook.failingSince >= cfg.failureDisableMs) {
-      const days = Math.round(cfg.failureDisableMs / 86_400_000);
-      disabledNow.push({ webhook, reason: `every delivery failed for ${days} days` });
-    } else if (webhook.failingSince === null) {
-      writes.push(db.update(webhooks).set({ failingSince: failedAt }).where(and(eq(webhooks.id, webhook.id), sql`failing_since is null`)));
-    }
-  }
-  for (const { webhook, reason } of disabledNow) {
-    writes.push(
-      db
-        .update(webhooks)
-        .set({ enabled: false, disabledReason: reason, updatedAt: now() })
-        .where(and(eq(webhooks.id, webhook.id), eq(webhooks.enabled, true))),
-    );
-  }
-  await runBatch(db, writes);
-  await enqueueDeliveries(env, retries);
-  for (const { webhook, reason } of disabledNow) {
-    await recordSystemEvent(env, webhook.orgId, {
-      log: `Webhook disabled: ${webhook.name} (${maskedUrl(webhook.url)}): ${reason}`,
-      webhook,
-    });
+  const { stateWrites, recovering, disabling, recoverAt, disableAt } = webhookChanges(db, cfg.failureDisableMs, outcomes.values(), at);
+  notices.push(...recovering.filter((r) => r.outcome.byChanges).map((r) => r.notice));
+  notices.push(...disabling.filter((d) => d.outcome.byChanges).map((d) => d.notice));
+  // A change made by notifications' attempts alone is made (and a disabling audited) but sends no event.
+  // Each event's deliveries are inserted before the change it reports, on condition it is still to be made.
+  const notifications = await noticeDeliveries(db, notices, at);
+  const results = await runBatch(db, [...writes, ...notifications.writes, ...stateWrites]);
+  const changed = (i: number) => (results[writes.length + notifications.writes.length + i]?.length ?? 0) > 0;
+  const recovered = recovering.filter((_, i) => changed(recoverAt + i));
+  const disabled = disabling.filter((_, i) => changed(disableAt + i));
+
+  const happened = new Set<Notice>([
+    ...notices.filter((n) => n.type === "DELIVERY_FAILED"),
+    ...recovered.map((r) => r.notice),
+    ...disabled.map((d) => d.notice),
+  ]);
+  await enqueueDeliveries(env, [...retries, ...[...notifications.queued].flatMap(([notice, refs]) => (happened.has(notice) ? refs : []))]);
+  // Audited: every failed delivery and disabling; a recovery when a change's delivery made it.
+  const audited = [
+    ...notices.filter((n) => n.type === "DELIVERY_FAILED"),
+    ...disabled.map((d) => d.notice),
+    ...recovered.filter((r) => r.outcome.byChanges).map((r) => r.notice),
+  ];
+  for (const [orgId, group] of groupBy(audited, (n) => n.webhook.orgId)) {
+    await recordSystemEvents(env, orgId, group.map((n) => n.change));
   }
 }

@@ -2,8 +2,8 @@
 // and old deliveries (and, if configured, audit entries) are pruned.
 import { and, eq, inArray, lt, sql } from "drizzle-orm";
 import { now } from "../domain/clock";
-import { database } from "../db/client";
-import { attempts, auditEntries, deliveries, relayedEvents, uiSessions } from "../db/schema";
+import { database, runBatch } from "../db/client";
+import { attempts, auditEntries, deliveries, relayedEvents, uiSessions, webhookHealth } from "../db/schema";
 import { config, type Env } from "../env";
 import { fanOutEntries, fanOutEntry } from "../ingest/record";
 import { enqueueDeliveries } from "../queues";
@@ -14,6 +14,7 @@ const OVERDUE_MS = 120_000;
 const REENQUEUE_BACKOFF_MS = 300_000;
 const SWEEP_LIMIT = 1000;
 const DAY = 86_400_000;
+const HEALTH_DAYS = 8;
 
 export async function sweep(env: Env): Promise<{ requeued: number; fannedOut: number; pruned: number }> {
   const db = database(env.DB);
@@ -27,11 +28,11 @@ export async function sweep(env: Env): Promise<{ requeued: number; fannedOut: nu
     .limit(100);
   await fanOutEntries(env, db, stranded.map(fanOutEntry));
 
-  const overdue = await db
-    .select({ id: deliveries.id, attempt: deliveries.attemptCount })
-    .from(deliveries)
-    .where(and(eq(deliveries.status, "pending"), lt(deliveries.nextAttemptAt, at - OVERDUE_MS)))
-    .limit(SWEEP_LIMIT);
+  // Read through deliveries_pending, which holds only pending deliveries: a scan of the backlog, not the table.
+  const [due] = await runBatch(db, [
+    sql`select id, attempt_count from ${deliveries} indexed by deliveries_pending where status = 'pending' and next_attempt_at < ${at - OVERDUE_MS} limit ${SWEEP_LIMIT}`,
+  ]);
+  const overdue = due.map((row) => ({ id: String(row.id), attempt: Number(row.attempt_count) }));
   for (let i = 0; i < overdue.length; i += 90) {
     const ids = overdue.slice(i, i + 90).map((d) => d.id);
     await db
@@ -51,6 +52,8 @@ export async function sweep(env: Env): Promise<{ requeued: number; fannedOut: nu
     const ids = old.slice(i, i + 90).map((d) => d.id);
     await db.batch([db.delete(attempts).where(inArray(attempts.deliveryId, ids)), db.delete(deliveries).where(inArray(deliveries.id, ids))]);
   }
+  // The health roll-up is kept as long as deliveries, and a week at least (the stats' longest window).
+  await db.delete(webhookHealth).where(lt(webhookHealth.hour, at - Math.max(cfg.deliveryRetentionDays, HEALTH_DAYS) * DAY));
   // Relayed Flagsmith flag events are remembered only to drop Flagsmith's resends; their deliveries go too.
   await db.delete(relayedEvents).where(lt(relayedEvents.recordedAt, cutoff));
   // Expired admin-page sessions are refused when read; their rows go here.

@@ -2,6 +2,7 @@
 // webhook's URL against the policy in force now and what its host resolves to now, before anything
 // is sent. A refusal is stored as "refused by URL policy" and a reason that says nothing of what the
 // target would have answered; a lookup that fails refuses too, and the attempt is retried later.
+import { noAnswer } from "../domain/attempt-errors";
 import { checkWebhookUrl } from "../domain/url-policy";
 import type { Config } from "../env";
 import { resolveHost } from "./resolve";
@@ -20,7 +21,7 @@ export async function urlPolicyRefusal(cfg: Pick<Config, "allowPrivateWebhookUrl
     case "private":
       return `${URL_POLICY_REFUSAL}: its host resolves to a private address`;
     case "unresolved":
-      return `${URL_POLICY_REFUSAL}: its host does not resolve`;
+      return `${URL_POLICY_REFUSAL}: ${noAnswer.unresolved(verdict.url.hostname)}`;
     case "lookup_failed":
       return `${URL_POLICY_REFUSAL}: the DNS lookup of its host failed or timed out; will retry`;
   }

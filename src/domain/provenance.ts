@@ -23,7 +23,7 @@ export const personSubmitter = (email: string): Submitter => ({ type: "person", 
 export const inboundSourceSubmitter = (source: { id: string; name: string }): Submitter => ({ type: "inbound_source", id: source.id, name: source.name });
 
 /** Related-object types of flaghook's own (system) entries; no API key or inbound source may use them. */
-export const RESERVED_RELATED_TYPES = ["WEBHOOK", "API_KEY", "INBOUND_SOURCE", "ORGANISATION", "AUDIT_LOG", "AUDIT_CHECKPOINT"] as const;
+export const RESERVED_RELATED_TYPES = ["WEBHOOK", "WEBHOOK_HEALTH", "API_KEY", "INBOUND_SOURCE", "ORGANISATION", "AUDIT_LOG", "AUDIT_CHECKPOINT"] as const;
 export type ReservedRelatedType = (typeof RESERVED_RELATED_TYPES)[number];
 
 export const isReservedType = (type: string | null | undefined): boolean =>

@@ -19,17 +19,26 @@ export interface SystemChange {
  * (email, no id or names: flaghook has no user table) and is not a system event; every other is one.
  */
 export async function recordSystemEvent(env: Env, orgId: number, change: SystemChange, by: Submitter = FLAGHOOK): Promise<void> {
+  await recordSystemEvents(env, orgId, [change], by);
+}
+
+/** Several changes of one organisation at once (a queue send per 100), in order. */
+export async function recordSystemEvents(env: Env, orgId: number, changes: readonly SystemChange[], by: Submitter = FLAGHOOK): Promise<void> {
+  if (!changes.length) return;
   const person = by.type === "person" ? by.id : null;
-  const event: ChangeEvent = {
-    type: "CUSTOM",
-    log: change.log,
-    author: person ? { id: null, email: person, first_name: "", last_name: "" } : null,
-    environment: change.webhook?.environmentId != null ? { id: change.webhook.environmentId } : null,
-    related_object: {
-      type: change.relatedType ?? "WEBHOOK",
-      id: null,
-      uuid: change.webhook?.id ?? change.relatedUuid ?? null,
+  const events = changes.map((change): { event: ChangeEvent } => ({
+    event: {
+      type: "CUSTOM",
+      log: change.log,
+      author: person ? { id: null, email: person, first_name: "", last_name: "" } : null,
+      environment: change.webhook?.environmentId != null ? { id: change.webhook.environmentId } : null,
+      related_object: {
+        type: change.relatedType ?? "WEBHOOK",
+        id: null,
+        uuid: change.webhook?.id ?? change.relatedUuid ?? null,
+      },
     },
-  };
-  await acceptEvents(env, orgId, [{ event }], by, { system: person === null });
+  }));
+  // A queue batch takes at most 100 messages.
+  for (let i = 0; i < events.length; i += 100) await acceptEvents(env, orgId, events.slice(i, i + 100), by, { system: person === null });
 }

@@ -1,5 +1,5 @@
 // Reading deliveries and their attempts; redelivering one, or recovering a webhook's failures.
-import { and, asc, desc, eq, getTableColumns, gte, inArray, lt, or, type SQL } from "drizzle-orm";
+import { and, asc, desc, eq, getTableColumns, gte, inArray, lt, ne, or, sql, type SQL } from "drizzle-orm";
 import type { Submitter } from "../domain/provenance";
 import { isoTime, now } from "../domain/clock";
 import { ApiError, notFound } from "../domain/errors";
@@ -31,6 +31,7 @@ export function deliveryOut(d: DeliveryView) {
     event_id: d.eventId,
     audit_entry_id: d.auditSeq,
     event_type: d.eventType,
+    test: d.kind === "test",
     status: d.status,
     attempt_count: d.attemptCount,
     next_attempt_at: d.status === "pending" ? isoTime(d.nextAttemptAt) : null,
@@ -97,7 +98,9 @@ export async function redeliver(env: Env, orgId: number, id: string, by: Submitt
     .from(webhooks)
     .where(eq(webhooks.id, delivery.webhookId));
   if (!hook?.enabled) throw new ApiError(409, "webhook_disabled", "enable the webhook before redelivering to it");
-  if (delivery.status === "pending") throw new ApiError(409, "delivery_pending", "this delivery is still being attempted");
+  if (delivery.status === "pending") {
+    throw new ApiError(409, "delivery_pending", "this delivery is still pending: POST /api/v1/deliveries/{id}/retry makes its next attempt now");
+  }
   await checkUrl(env, hook.url); // the policy may have tightened, or the name moved, since the webhook was saved
   const [row] = await db
     .update(deliveries)
@@ -110,7 +113,61 @@ export async function redeliver(env: Env, orgId: number, id: string, by: Submitt
   return deliveryOut({ ...row, auditSeq: delivery.auditSeq });
 }
 
-/** Redelivers every failed delivery of a webhook created at or after `since`. */
+/**
+ * An attempt is in flight while the delivery is claimed (attempt_count counts it) and its result is
+ * not stored yet, within its lease: the consumer's claim moved next_attempt_at past now. Past the
+ * lease its worker is taken for dead, as the sweeper does.
+ */
+export const attemptInFlight = (d: Pick<DeliveryRow, "status" | "attemptCount" | "nextAttemptAt">, lastAttempt: number | null, at: number) =>
+  d.status === "pending" && d.attemptCount > 0 && lastAttempt !== d.attemptCount && (d.nextAttemptAt ?? 0) > at;
+
+/**
+ * "Retry now": the next attempt of a pending delivery is made at once rather than when its schedule
+ * says; it counts as that attempt (the schedule goes on after it), and every earlier attempt stays.
+ * The queue's claim sends each attempt number once, so the message already queued for it finds
+ * nothing left to do. Refused while an attempt is in flight: it would be sent twice at once.
+ */
+export async function retryNow(env: Env, orgId: number, id: string, by: Submitter) {
+  const db = database(env.DB);
+  const delivery = await findDelivery(db, orgId, id);
+  if (delivery.status !== "pending") {
+    throw new ApiError(409, "delivery_not_pending", `this delivery is ${delivery.status}: retry now is for pending deliveries; redeliver sends it again`);
+  }
+  if (delivery.kind === "test") throw new ApiError(409, "test_delivery", "a test is sent once; send a new test instead");
+  const [hook] = await db
+    .select({ id: webhooks.id, enabled: webhooks.enabled, name: webhooks.name, environmentId: webhooks.environmentId, url: webhooks.url })
+    .from(webhooks)
+    .where(eq(webhooks.id, delivery.webhookId));
+  if (!hook?.enabled) throw new ApiError(409, "webhook_disabled", "enable the webhook before retrying to it");
+  await checkUrl(env, hook.url);
+  const at = now();
+  // Only while nothing is in flight: the last claimed attempt is stored, or its lease has run out.
+  const [row] = await db
+    .update(deliveries)
+    .set({ nextAttemptAt: at, updatedAt: at })
+    .where(
+      and(
+        eq(deliveries.id, id),
+        eq(deliveries.status, "pending"),
+        eq(deliveries.attemptCount, delivery.attemptCount),
+        sql`(${deliveries.attemptCount} = 0 or ${deliveries.nextAttemptAt} <= ${at} or exists (select 1 from ${attempts} where ${attempts.deliveryId} = ${deliveries.id} and ${attempts.number} = ${deliveries.attemptCount}))`,
+      ),
+    )
+    .returning();
+  if (!row) {
+    const [latest] = await selectDeliveries(db).where(eq(deliveries.id, id));
+    if (latest?.status === "pending" && latest.attemptCount !== delivery.attemptCount) {
+      throw new ApiError(409, "delivery_busy", "the delivery changed while retrying (an attempt just started); try again");
+    }
+    if (latest?.status !== "pending") throw new ApiError(409, "delivery_not_pending", `this delivery is now ${latest?.status ?? "gone"}`);
+    throw new ApiError(409, "attempt_in_flight", "an attempt of this delivery is being made right now; wait for its outcome");
+  }
+  await enqueueDeliveries(env, [{ id, attempt: row.attemptCount }]);
+  await recordSystemEvent(env, orgId, { log: `Delivery retried now: ${id} to ${hook.name}`, webhook: hook }, by);
+  return deliveryOut({ ...row, auditSeq: delivery.auditSeq });
+}
+
+/** Redelivers every failed delivery of a webhook created at or after `since` (test sends excepted). */
 export async function recover(env: Env, webhookId: string, since: number, by: Submitter) {
   const db = database(env.DB);
   const [hook] = await db
@@ -122,7 +179,8 @@ export async function recover(env: Env, webhookId: string, since: number, by: Su
   const failed = await db
     .select({ id: deliveries.id, attemptCount: deliveries.attemptCount })
     .from(deliveries)
-    .where(and(eq(deliveries.webhookId, webhookId), eq(deliveries.status, "failed"), gte(deliveries.createdAt, since)));
+    // Test sends were sent by hand, once: they are never sent again by a recovery.
+    .where(and(eq(deliveries.webhookId, webhookId), eq(deliveries.status, "failed"), ne(deliveries.kind, "test"), gte(deliveries.createdAt, since)));
   const at = now();
   for (let i = 0; i < failed.length; i += 50) {
     const part = failed.slice(i, i + 50);

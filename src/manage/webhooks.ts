@@ -7,9 +7,11 @@ import { DEFAULT_EVENT_TYPES, SCOPE_EVENT_TYPES, type WebhookEventType, type Web
 import { newId } from "../domain/ids";
 import { maskedUrl } from "../domain/masked-url";
 import { auditLogPayload, sortedJson, type ChangedByFormat } from "../domain/payload";
+import { webhookHealth } from "../domain/health";
 import { checkWebhookUrl } from "../domain/url-policy";
 import { database, runBatch, type Db } from "../db/client";
-import { attempts, deliveries, environments, webhooks, type WebhookRow } from "../db/schema";
+import { attempts, deliveries, environments, projects, webhookHealth as healthHours, webhooks, type WebhookRow } from "../db/schema";
+import { writeAttemptPoint } from "../health/analytics";
 import { attempt } from "../delivery/consumer";
 import { privateResolution } from "../delivery/resolve";
 import { encryptSecret, generateSecret, requireSecretsKey } from "../delivery/secrets";
@@ -52,6 +54,8 @@ export function webhookOut(w: WebhookRow) {
     scope: w.scope,
     environment: w.environmentId,
     enabled: w.enabled,
+    health: webhookHealth(w),
+    failing_since: isoTime(w.failingSince),
     event_types: w.eventTypes ? (JSON.parse(w.eventTypes) as WebhookEventType[]) : [...DEFAULT_EVENT_TYPES[w.scope]],
     changed_by: w.changedBy,
     created_at: isoTime(w.createdAt),
@@ -265,6 +269,7 @@ export async function deleteWebhook(env: Env, hook: WebhookRow, by: Submitter): 
   await runBatch(db, [
     ...writes,
     db.delete(deliveries).where(eq(deliveries.webhookId, hook.id)),
+    db.delete(healthHours).where(eq(healthHours.webhookId, hook.id)),
     db.delete(webhooks).where(eq(webhooks.id, hook.id)),
   ]);
   await recordSystemEvent(env, hook.orgId, { log: `Webhook deleted: ${describe(hook)}`, webhook: hook }, by);
@@ -314,7 +319,22 @@ export async function confirmSecret(env: Env, hook: WebhookRow, by: Submitter) {
   return webhookOut(row);
 }
 
-function testPayload(hook: WebhookRow, at: number): { eventType: WebhookEventType; payload: string } {
+/** The environment (and its project) as flaghook knows them, for an environment webhook's test payload. */
+async function testScope(db: Db, hook: WebhookRow) {
+  if (hook.environmentId === null) return null;
+  const [row] = await db
+    .select({ name: environments.name, projectId: environments.projectId, projectName: projects.name })
+    .from(environments)
+    .leftJoin(projects, and(eq(projects.orgId, environments.orgId), eq(projects.id, environments.projectId)))
+    .where(and(eq(environments.orgId, hook.orgId), eq(environments.id, hook.environmentId)));
+  return {
+    environment: { id: hook.environmentId, name: row?.name ?? "" },
+    project: { id: row?.projectId ?? 0, name: row?.projectName ?? "" },
+  };
+}
+
+/** A test body in the shape the webhook receives; it names itself a test, and its environment by name. */
+function testPayload(hook: WebhookRow, at: number, scope: Awaited<ReturnType<typeof testScope>>): { eventType: WebhookEventType; payload: string } {
   const created = isoMicro(at);
   if (hook.scope === "organisation") {
     return {
@@ -335,8 +355,8 @@ function testPayload(hook: WebhookRow, at: number): { eventType: WebhookEventTyp
   }
   const state = {
     enabled: true,
-    environment: { id: hook.environmentId, name: "" },
-    feature: { created_date: created, default_enabled: false, description: "Test webhook from flaghook", id: 0, initial_value: null, name: "flaghook_test", project: { id: 0, name: "" }, type: "STANDARD" },
+    environment: scope!.environment,
+    feature: { created_date: created, default_enabled: false, description: "Test webhook from flaghook", id: 0, initial_value: null, name: "flaghook_test", project: scope!.project, type: "STANDARD" },
     feature_segment: null,
     feature_state_value: null,
     identity: null,
@@ -346,14 +366,15 @@ function testPayload(hook: WebhookRow, at: number): { eventType: WebhookEventTyp
 }
 
 /**
- * Sends a sample payload now and answers what the receiver said. It is stored as a delivery with
- * its one attempt, and is not retried; it does not count towards disabling the webhook.
+ * Sends a sample payload now and answers what the receiver said. It is stored as a delivery marked
+ * as a test, with its one attempt; it is not retried, never recovered, and counts for nothing in the
+ * webhook's health (neither its figures nor disabling).
  */
 export async function testWebhook(env: Env, hook: WebhookRow) {
   await checkUrl(env, hook.url); // the policy may have tightened since the webhook was saved
   const db = database(env.DB);
   const at = now();
-  const { eventType, payload } = testPayload(hook, at);
+  const { eventType, payload } = testPayload(hook, at, await testScope(db, hook));
   const [delivery] = await db
     .insert(deliveries)
     .values({
@@ -364,6 +385,7 @@ export async function testWebhook(env: Env, hook: WebhookRow) {
       payload,
       status: "pending",
       attemptCount: 1,
+      kind: "test",
       createdAt: at,
       updatedAt: at,
     })
@@ -385,8 +407,21 @@ export async function testWebhook(env: Env, hook: WebhookRow) {
       .set({ status: ok ? "delivered" : "failed", lastStatusCode: result.statusCode, lastError: result.error, updatedAt: now() })
       .where(eq(deliveries.id, delivery.id)),
   ]);
+  writeAttemptPoint(env.DELIVERY_ANALYTICS, {
+    webhookId: hook.id,
+    orgId: hook.orgId,
+    deliveryId: delivery.id,
+    eventType,
+    kind: "test",
+    outcome: ok ? "delivered" : result.refused ? "refused" : "failed",
+    statusCode: result.statusCode,
+    durationMs: result.durationMs,
+    number: 1,
+    error: result.error,
+  });
   return {
     delivery_id: delivery.id,
+    test: true as const,
     ok,
     status_code: result.statusCode,
     duration_ms: result.durationMs,

@@ -171,16 +171,16 @@ function authorText(author: ReturnType<typeof auditResult>["author"]): string {
 function AuditTable(props: { rows: AuditEntryRow[]; query: string; limits: TimeLimits }) {
   if (!props.rows.length) return <p class="card muted">No audit entries match these filters.</p>;
   return (
-    <div class="scroll card flush">
-      <table>
+    <div class="scroll stacked card flush">
+      <table class="stack audit">
         <thead>
           <tr>
             <th class="nowrap">Date (UTC)</th>
             <th>Change</th>
             <th>Author</th>
-            <th class="hide-narrow">Project</th>
-            <th class="hide-narrow">Environment</th>
-            <th class="hide-narrow">Type</th>
+            <th>Project</th>
+            <th>Environment</th>
+            <th>Type</th>
           </tr>
         </thead>
         <tbody>
@@ -199,7 +199,7 @@ function AuditTable(props: { rows: AuditEntryRow[]; query: string; limits: TimeL
                     </>
                   )}
                 </td>
-                <td class="break">
+                <td class="wrap full">
                   <a href={`/ui/audit/${entry.id}${props.query}`}>{entry.log || "(no message)"}</a>
                   {entry.is_system_event && (
                     <>
@@ -208,10 +208,18 @@ function AuditTable(props: { rows: AuditEntryRow[]; query: string; limits: TimeL
                     </>
                   )}
                 </td>
-                <td class="break small">{authorText(entry.author) || <span class="muted">{row.apiKeyName ?? "—"}</span>}</td>
-                <td class="hide-narrow small">{entry.project ? entry.project.name || entry.project.id : "—"}</td>
-                <td class="hide-narrow small">{entry.environment ? entry.environment.name || entry.environment.id : "—"}</td>
-                <td class="hide-narrow small mono">{entry.related_object_type}</td>
+                <td class="wrap small" data-label="Author">
+                  {authorText(entry.author) || <span class="muted">{row.apiKeyName ?? "—"}</span>}
+                </td>
+                <td class="small" data-label="Project">
+                  {entry.project ? entry.project.name || entry.project.id : "—"}
+                </td>
+                <td class="small" data-label="Environment">
+                  {entry.environment ? entry.environment.name || entry.environment.id : "—"}
+                </td>
+                <td class="small mono" data-label="Type">
+                  {entry.related_object_type}
+                </td>
               </tr>
             );
           })}

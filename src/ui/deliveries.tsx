@@ -12,12 +12,16 @@ import {
   deliveryWithAttempts,
   findDelivery,
   listDeliveries,
+  attemptInFlight,
   recover,
   redeliver,
+  retryNow,
   type DeliveryCursor,
   type DeliveryStatus,
 } from "../manage/deliveries";
 import { findOrganisationWebhook, webhookListed } from "../manage/webhooks";
+import { webhookStats } from "../health/stats";
+import { HealthBadge, HealthPanel } from "./health";
 import { Csrf, Notice, PostButton, StatusBadge, Time, render } from "./layout";
 import { sessionSubmitter, type Session, type UiEnv } from "./session";
 import { DONE } from "./webhooks";
@@ -31,7 +35,10 @@ type Attempt = ReturnType<typeof attemptOut>;
 /** Why a redeliver or recover was refused, by the stable error code of src/manage/deliveries. */
 const REFUSED: Record<string, string> = {
   webhook_disabled: "The webhook is disabled: enable it before sending to it again.",
-  delivery_pending: "That delivery is still being attempted; it can be sent again once it is delivered or failed.",
+  delivery_pending: "That delivery is still pending: use Retry now to make its next attempt at once.",
+  delivery_not_pending: "That delivery is no longer pending (delivered or failed): use Redeliver to send it again.",
+  attempt_in_flight: "An attempt of that delivery was being made right then; it was not sent twice. Wait for its outcome.",
+  test_delivery: "A test is sent once; send a new test from the webhooks page instead.",
   delivery_busy: "That delivery changed while it was being queued again; try again.",
   url_not_allowed: "The webhook's URL is refused by the URL policy now (see its last attempts): edit the webhook before sending to it again.",
 };
@@ -41,8 +48,8 @@ function Attempts({ attempts }: { attempts: Attempt[] }) {
   // An error column that is empty on every row only costs a phone its width.
   const anyError = attempts.some((a) => a.error);
   return (
-    <div class="scroll">
-      <table class="attempts">
+    <div class="scroll stacked">
+      <table class="attempts stack">
         <thead>
           <tr>
             <th>#</th>
@@ -56,7 +63,7 @@ function Attempts({ attempts }: { attempts: Attempt[] }) {
         <tbody>
           {attempts.map((a) => (
             <tr data-attempt={String(a.number)}>
-              <td>{a.number}</td>
+              <td data-label="Attempt">{a.number}</td>
               <td class="nowrap small">
                 <Time iso={a.attempted_at} />
               </td>
@@ -64,8 +71,12 @@ function Attempts({ attempts }: { attempts: Attempt[] }) {
                 <span class={`badge ${a.status_code !== null && a.status_code >= 200 && a.status_code < 300 ? "ok" : "bad"}`}>{a.status_code ?? "—"}</span>
               </td>
               <td class="nowrap small">{a.duration_ms} ms</td>
-              {anyError && <td class="small break">{a.error ?? ""}</td>}
-              <td class="small break">
+              {anyError && (
+                <td class="small wrap full" data-label="Error">
+                  {a.error ?? ""}
+                </td>
+              )}
+              <td class="small wrap full" data-label="Response">
                 {a.response_body ? (
                   a.response_body.length > EXCERPT ? (
                     <details>
@@ -87,6 +98,32 @@ function Attempts({ attempts }: { attempts: Attempt[] }) {
   );
 }
 
+/** In flight: claimed for its next attempt, whose result is not stored yet (manage/deliveries.ts). */
+const inFlight = (d: ReturnType<typeof deliveryOut>, attempts: Attempt[]) =>
+  attemptInFlight(
+    { status: d.status, attemptCount: d.attempt_count, nextAttemptAt: d.next_attempt_at ? Date.parse(d.next_attempt_at) : null },
+    attempts.at(-1)?.number ?? null,
+    now(),
+  );
+
+/** "Retry now" for a pending delivery, "Redeliver" for a finished one; a disabled one says why. */
+function DeliveryActions(props: { delivery: ReturnType<typeof deliveryOut>; attempts: Attempt[]; session: Session; hookEnabled: boolean; primary?: boolean }) {
+  const d = props.delivery;
+  const kind = props.primary ? undefined : "secondary";
+  if (d.status === "pending") {
+    const why = !props.hookEnabled
+      ? "The webhook is disabled: enable it first."
+      : d.test
+        ? "A test is sent once; send a new test instead."
+        : inFlight(d, props.attempts)
+          ? "An attempt is being made right now; wait for its outcome."
+          : undefined;
+    return <PostButton action={`/ui/deliveries/${d.id}/retry`} session={props.session} label="Retry now" kind={kind} disabled={why !== undefined} why={why} />;
+  }
+  const why = props.hookEnabled ? undefined : "The webhook is disabled: enable it before sending to it again.";
+  return <PostButton action={`/ui/deliveries/${d.id}/redeliver`} session={props.session} label="Redeliver" kind={kind} disabled={why !== undefined} why={why} />;
+}
+
 function DeliveryCard(props: { delivery: ReturnType<typeof deliveryOut>; attempts: Attempt[]; session: Session; hookEnabled: boolean }) {
   const d = props.delivery;
   return (
@@ -100,6 +137,13 @@ function DeliveryCard(props: { delivery: ReturnType<typeof deliveryOut>; attempt
         </a>
       </div>
       <p class="small muted">
+        {d.test && (
+          <>
+            <span class="badge info" data-test="">
+              test
+            </span>{" "}
+          </>
+        )}
         Created <Time iso={d.created_at} /> · {d.attempt_count} attempt{d.attempt_count === 1 ? "" : "s"}
         {d.next_attempt_at && (
           <>
@@ -116,13 +160,7 @@ function DeliveryCard(props: { delivery: ReturnType<typeof deliveryOut>; attempt
       </p>
       <Attempts attempts={props.attempts} />
       <div class="actions">
-        <PostButton
-          action={`/ui/deliveries/${d.id}/redeliver`}
-          session={props.session}
-          label="Redeliver"
-          kind="secondary"
-          disabled={d.status === "pending" || !props.hookEnabled}
-        />
+        <DeliveryActions delivery={d} attempts={props.attempts} session={props.session} hookEnabled={props.hookEnabled} />
       </div>
     </article>
   );
@@ -144,8 +182,12 @@ export const deliveryPages = new Hono<UiEnv>();
 deliveryPages.get("/webhooks/:id/deliveries", async (c) => {
   const session = c.get("session");
   const db = database(c.env.DB);
-  const hook = webhookListed(await findOrganisationWebhook(db, session.orgId, c.req.param("id")));
+  const row = await findOrganisationWebhook(db, session.orgId, c.req.param("id"));
+  const hook = webhookListed(row);
   const url = new URL(c.req.url);
+  const windowParam = url.searchParams.get("window") ?? "24h";
+  if (windowParam !== "24h" && windowParam !== "7d") throw invalid("window must be 24h or 7d", "window");
+  const stats = await webhookStats(db, row, windowParam, now());
   const statusParam = url.searchParams.get("status") ?? "";
   const status = STATUSES.find((s) => s === statusParam);
   if (statusParam && !status) throw invalid(`status must be one of ${STATUSES.join(", ")}`, "status");
@@ -167,9 +209,10 @@ deliveryPages.get("/webhooks/:id/deliveries", async (c) => {
         <a href={`/ui/webhooks#${hook.id}`}>← Webhooks</a>
       </p>
       <h1>
-        Deliveries of “{hook.name}” <StatusBadge status={hook.enabled ? "enabled" : "disabled"} />
+        Deliveries of “{hook.name}” <HealthBadge health={hook.health} />
       </h1>
       <p class="mono small url">{hook.url}</p>
+      {!hook.enabled && hook.disabled_reason && <p class="small">Disabled: {hook.disabled_reason}</p>}
       {done && (
         <Notice kind="ok">
           {done}
@@ -177,6 +220,7 @@ deliveryPages.get("/webhooks/:id/deliveries", async (c) => {
         </Notice>
       )}
       {refused && <Notice kind="bad">{refused}</Notice>}
+      <HealthPanel stats={stats} base={base} />
       <div class="card">
         <div class="toolbar">
           <form method="get" action={base} aria-label="Filter by status">
@@ -200,10 +244,15 @@ deliveryPages.get("/webhooks/:id/deliveries", async (c) => {
             <label for="d-since">Redeliver every failed delivery since (UTC)</label>
             <div class="actions tight">
               <input id="d-since" type="datetime-local" name="since" value={since} required />
-              <button type="submit" class="secondary" disabled={!hook.enabled}>
+              <button type="submit" class="secondary" disabled={!hook.enabled} aria-describedby={hook.enabled ? undefined : "why-recover"}>
                 Recover
               </button>
             </div>
+            {!hook.enabled && (
+              <p class="why small muted" id="why-recover">
+                The webhook is disabled: enable it to recover its deliveries. Test sends are never recovered.
+              </p>
+            )}
           </form>
         </div>
       </div>
@@ -263,6 +312,14 @@ deliveryPages.get("/deliveries/:id", async (c) => {
       </p>
       <h1>
         <span class="mono">{delivery.event_type}</span> <StatusBadge status={delivery.status} />
+        {delivery.test && (
+          <>
+            {" "}
+            <span class="badge info" data-test="">
+              test
+            </span>
+          </>
+        )}
       </h1>
       <div class="card">
         <dl class="facts">
@@ -296,7 +353,7 @@ deliveryPages.get("/deliveries/:id", async (c) => {
           )}
         </dl>
         <div class="actions">
-          <PostButton action={`/ui/deliveries/${delivery.id}/redeliver`} session={session} label="Redeliver" disabled={delivery.status === "pending" || !hook.enabled} />
+          <DeliveryActions delivery={delivery} attempts={delivery.attempts} session={session} hookEnabled={hook.enabled} primary />
         </div>
       </div>
       <h2>Attempts</h2>
@@ -313,6 +370,15 @@ deliveryPages.get("/deliveries/:id", async (c) => {
     </>,
     { section: "webhooks" },
   );
+});
+
+deliveryPages.post("/deliveries/:id/retry", async (c) => {
+  const session = c.get("session");
+  const delivery = await findDelivery(database(c.env.DB), session.orgId, c.req.param("id"));
+  return thenBack(c, delivery.webhookId, async () => {
+    await retryNow(c.env, session.orgId, delivery.id, sessionSubmitter(session));
+    return "done=retried";
+  });
 });
 
 deliveryPages.post("/deliveries/:id/redeliver", async (c) => {

@@ -129,8 +129,8 @@ function Properties({ schema }: { schema: Schema }) {
   if (!props.length) return <p class="small">Type: <TypeOf schema={schema} /></p>;
   const required = new Set(schema.required ?? []);
   return (
-    <div class="scroll">
-      <table>
+    <div class="scroll stacked">
+      <table class="stack">
         <thead>
           <tr>
             <th>Field</th>
@@ -141,14 +141,16 @@ function Properties({ schema }: { schema: Schema }) {
         <tbody>
           {props.map(([name, s]) => (
             <tr>
-              <td class="mono">
-                {name}
-                {required.has(name) ? "" : "?"}
+              <td class="mono wrap">
+                <strong>
+                  {name}
+                  {required.has(name) ? "" : "?"}
+                </strong>
               </td>
-              <td class="small">
+              <td class="small wrap" data-label="Type">
                 <TypeOf schema={s} />
               </td>
-              <td class="small break">{[s.description, constraints(s)].filter(Boolean).join(" · ")}</td>
+              <td class="small wrap full">{[s.description, constraints(s)].filter(Boolean).join(" · ")}</td>
             </tr>
           ))}
         </tbody>
@@ -177,8 +179,8 @@ function OperationView({ method, path, op }: { method: string; path: string; op:
         </p>
       )}
       {params.length > 0 && (
-        <div class="scroll">
-          <table>
+        <div class="scroll stacked">
+          <table class="stack">
             <thead>
               <tr>
                 <th>Parameter</th>
@@ -190,15 +192,19 @@ function OperationView({ method, path, op }: { method: string; path: string; op:
             <tbody>
               {params.map((p) => (
                 <tr>
-                  <td class="mono">
-                    {p.name}
-                    {p.required ? "" : "?"}
+                  <td class="mono wrap">
+                    <strong>
+                      {p.name}
+                      {p.required ? "" : "?"}
+                    </strong>
                   </td>
-                  <td class="small">{p.in}</td>
-                  <td class="small">
+                  <td class="small" data-label="In">
+                    {p.in}
+                  </td>
+                  <td class="small wrap" data-label="Type">
                     <TypeOf schema={p.schema} />
                   </td>
-                  <td class="small break">{[p.description ?? p.schema?.description, constraints(p.schema)].filter(Boolean).join(" · ")}</td>
+                  <td class="small wrap full">{[p.description ?? p.schema?.description, constraints(p.schema)].filter(Boolean).join(" · ")}</td>
                 </tr>
               ))}
             </tbody>

@@ -105,24 +105,34 @@ export function Csrf({ session, token }: { session?: Session; token?: string }) 
   return <input type="hidden" name={CSRF_FIELD} value={token ?? session?.csrf ?? ""} />;
 }
 
-/** A one-button POST form: every change in the pages is a POST with the CSRF token. */
+/**
+ * A one-button POST form: every change in the pages is a POST with the CSRF token. A disabled button
+ * says why beside it (`why`), in words a phone shows too (a tooltip would not).
+ */
 export function PostButton(props: {
   action: string;
   session: Session;
   label: string;
   kind?: "secondary" | "danger";
   disabled?: boolean;
+  why?: string;
   fields?: Record<string, string>;
 }) {
+  const whyId = props.disabled && props.why ? `why-${props.action.replace(/[^A-Za-z0-9]+/g, "-")}` : undefined;
   return (
-    <form method="post" action={props.action}>
+    <form method="post" action={props.action} class={whyId ? "with-why" : undefined}>
       <Csrf session={props.session} />
       {Object.entries(props.fields ?? {}).map(([name, value]) => (
         <input type="hidden" name={name} value={value} />
       ))}
-      <button type="submit" class={props.kind} disabled={props.disabled}>
+      <button type="submit" class={props.kind} disabled={props.disabled} aria-describedby={whyId}>
         {props.label}
       </button>
+      {whyId && (
+        <span class="why small muted" id={whyId}>
+          {props.why}
+        </span>
+      )}
     </form>
   );
 }

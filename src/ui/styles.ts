@@ -1,4 +1,11 @@
 // The admin pages' one stylesheet, sent inline with the CSP nonce: no external fonts or files.
+
+/** The hourly chart's x axis: a grid column per hour, labels spanning 1 to 24 of them (src/ui/health.tsx). */
+const CHART_AXIS = [
+  ".chart-x.n24{grid-template-columns:repeat(24,1fr)}.chart-x.n168{grid-template-columns:repeat(168,1fr)}",
+  ...Array.from({ length: 24 }, (_, i) => `.chart-x .span${i + 1}{grid-column:span ${i + 1}}`),
+].join("");
+
 export const CSS = `
 :root{--fg:#1d2330;--muted:#5b6475;--line:#d9dee7;--bg:#f5f7fa;--card:#fff;--accent:#2957c4;--accent-bg:#e8eefc;
 --ok:#17703b;--ok-bg:#e3f4e9;--bad:#a52a2a;--bad-bg:#fbe9e9;--wait:#8a5a00;--wait-bg:#fdf2dc;
@@ -85,6 +92,27 @@ legend{padding:0 .3rem}
 .toc{columns:2 16rem;margin:0;padding-left:1.2rem}
 ul.plain{list-style:none;padding-left:0;margin:.3rem 0}
 ul.plain li{margin:.15rem 0}
+.badge.off{background:#eceff4;color:#4a5263}
+.flush-top{margin-top:0}
+form.with-why{display:flex;flex-wrap:wrap;align-items:center;gap:.3rem .6rem}
+.why{max-width:32rem}
+.tabs{display:flex;gap:.9rem;flex-wrap:wrap}
+.tabs a[aria-current=page]{font-weight:600;color:var(--fg);text-decoration:none}
+dl.stats{margin-bottom:.8rem}
+.chart{display:grid;grid-template-columns:auto 1fr;grid-template-rows:9rem auto auto;gap:.2rem .4rem;margin:0}
+.chart-y{display:flex;flex-direction:column;justify-content:space-between;text-align:right;line-height:1}
+.chart-bars{width:100%;height:100%;display:block;background:#fafbfc}
+.chart-bars .ok{fill:#3f9d63}.chart-bars .bad{fill:#d14b4b}
+.chart-bars .grid{stroke:#dfe3ea;stroke-width:1}.chart-bars .axis{stroke:#9aa3b2;stroke-width:1}
+.chart-x{grid-column:2;display:grid;white-space:nowrap;overflow:hidden}
+.chart-x span{overflow:hidden;border-left:1px solid #c9cfd9;padding-left:.2rem}
+.chart-x span:first-child:empty{border-left:0}
+.chart figcaption{grid-column:1/-1;margin-top:.3rem}
+.key{display:inline-block;width:.75rem;height:.75rem;border-radius:2px;vertical-align:-.05rem}
+.key.ok{background:#3f9d63}.key.bad{background:#d14b4b;margin-left:.5rem}
+td.wrap{overflow-wrap:anywhere}
+.op h3 .mono{overflow-wrap:anywhere}
+${CHART_AXIS}
 @media (max-width:640px){
  main{padding:.6rem}
  .card{padding:.75rem}
@@ -96,11 +124,21 @@ ul.plain li{margin:.15rem 0}
  dl.facts{grid-template-columns:1fr}
  dl.facts dt{margin-top:.4rem}
  header.top .who{margin-left:0;width:100%}
- table.stack thead{display:none}
- table.stack tr{display:block;border-bottom:1px solid var(--line);padding:.35rem 0}
- table.stack td{display:block;border:0;padding:.1rem .6rem}
+ /* Tables marked "stack" become one block per row on a phone: every cell at full width, labelled by
+    its data-label, instead of columns too narrow to read or a sideways scroll. */
+ table.stack thead{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
+ table.stack,table.stack tbody,table.stack tr{display:block;width:100%}
+ table.stack tr{display:flex;flex-wrap:wrap;gap:.15rem .8rem;padding:.55rem .6rem;border-bottom:1px solid var(--line)}
+ table.stack td{display:block;border:0;padding:0;min-width:0}
+ table.stack td.full{flex:1 1 100%}
+ table.stack td:empty{display:none}
+ table.stack td[data-label]::before{content:attr(data-label) ": ";color:var(--muted);font-size:.78rem}
+ table.stack td.full[data-label]::before{display:block;content:attr(data-label)}
  table.stack td.arrow{display:none}
- table.stack td[data-label]::before{content:attr(data-label) " ";color:var(--muted);font-size:.8rem;font-family:system-ui,sans-serif}
  table.stack td.old,table.stack td.new{background:none}
+ .scroll.stacked{overflow-x:visible}
+ .chart{grid-template-rows:7.5rem auto auto}
+ dl.facts.stats{grid-template-columns:6.5rem 1fr;gap:.3rem .6rem}
+ dl.facts.stats dt{margin-top:0}
 }
 `;

@@ -23,7 +23,10 @@ import {
   type WebhookInput,
   type WebhookOwner,
 } from "../manage/webhooks";
-import { Csrf, Notice, PostButton, StatusBadge, Time, render } from "./layout";
+import { now } from "../domain/clock";
+import { lastDay, type DaySummary } from "../health/stats";
+import { HealthBadge } from "./health";
+import { Csrf, Notice, PostButton, Time, render } from "./layout";
 import { sessionSubmitter, type Session, type UiEnv } from "./session";
 
 type Webhook = ReturnType<typeof webhookOut>;
@@ -37,6 +40,7 @@ export const DONE: Record<string, string> = {
   deleted: "Webhook deleted, with its deliveries.",
   switched: "Secret switched: X-Flagsmith-Signature and webhook-signature use the new secret only.",
   redelivered: "Delivery queued again: same body, same webhook-id.",
+  retried: "Retry queued: the delivery's next attempt is being made now.",
   recovered: "Failed deliveries queued again.",
 };
 
@@ -76,18 +80,31 @@ function Rotation({ hook, session }: { hook: Webhook; session: Session }) {
   );
 }
 
-function WebhookCard({ hook, session }: { hook: Webhook; session: Session }) {
+function WebhookCard({ hook, session, day }: { hook: Webhook; session: Session; day?: DaySummary }) {
   const base = `/ui/webhooks/${hook.id}`;
   return (
     <article class="card" id={hook.id} data-webhook={hook.id}>
       <div class="hook-head">
         <h3>
-          {hook.name} <StatusBadge status={hook.enabled ? "enabled" : "disabled"} />
+          {hook.name} <HealthBadge health={hook.health} />
         </h3>
         <span class="muted small mono">{hook.id}</span>
       </div>
       <p class="mono url">{hook.url}</p>
       {!hook.enabled && hook.disabled_reason && <p class="small">Disabled: {hook.disabled_reason}</p>}
+      {hook.health === "failing" && (
+        <p class="small" data-failing-since={hook.failing_since}>
+          Failing since <Time iso={hook.failing_since} />
+          {day?.lastFailure && <span class="break">: {day.lastFailure}</span>}
+        </p>
+      )}
+      <p class="small muted" data-day={hook.id}>
+        Last 24 hours:{" "}
+        {day && day.attempts
+          ? `${day.delivered.toLocaleString("en")} delivered, ${day.failed.toLocaleString("en")} failed, ${day.attemptsFailed.toLocaleString("en")} of ${day.attempts.toLocaleString("en")} attempts failed`
+          : "no attempts"}{" "}
+        · <a href={`${base}/deliveries`}>health and deliveries</a>
+      </p>
       <p class="small muted">
         Events: <EventTypes hook={hook} /> · changed_by: {hook.changed_by === "email" ? "email" : "first last"} · created <Time iso={hook.created_at} />
       </p>
@@ -277,6 +294,7 @@ webhookPages.get("/webhooks", async (c) => {
   const environments = await environmentsOf(db, session.orgId);
   const byId = new Map(environments.map((e) => [e.id, e]));
   const envIds = [...new Set([...environments.map((e) => e.id), ...envHooks.map((h) => h.environment!)])].sort((a, b) => a - b);
+  const days = await lastDay(db, [...orgHooks, ...envHooks].map((h) => h.id), now());
   const done = DONE[c.req.query("done") ?? ""];
   return render(
     c,
@@ -292,7 +310,7 @@ webhookPages.get("/webhooks", async (c) => {
           </a>
         </div>
         <p class="muted small">Flagsmith's audit log webhooks: one AUDIT_LOG_CREATED per audit entry, and every flag change (FLAG_UPDATED, FLAG_DELETED), as Flagsmith sends them.</p>
-        {orgHooks.length ? orgHooks.map((h) => <WebhookCard hook={h} session={session} />) : <p class="card muted">No organisation webhooks yet.</p>}
+        {orgHooks.length ? orgHooks.map((h) => <WebhookCard hook={h} session={session} day={days.get(h.id)} />) : <p class="card muted">No organisation webhooks yet.</p>}
       </section>
       <h2>Environment webhooks</h2>
       <p class="muted small">Flagsmith's environment webhooks: FLAG_UPDATED, FLAG_DELETED and NEW_VERSION_PUBLISHED for the flags of one environment.</p>
@@ -306,7 +324,7 @@ webhookPages.get("/webhooks", async (c) => {
                 Add webhook
               </a>
             </div>
-            {hooks.length ? hooks.map((h) => <WebhookCard hook={h} session={session} />) : <p class="muted small">No webhooks for this environment.</p>}
+            {hooks.length ? hooks.map((h) => <WebhookCard hook={h} session={session} day={days.get(h.id)} />) : <p class="muted small">No webhooks for this environment.</p>}
           </section>
         );
       })}
