@@ -4,10 +4,10 @@
 // runs from its own copy of the checkout (its own .dev.vars and local state), as `npm run dev` does.
 import { spawn, type ChildProcess } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "./flaghook-dev";
 
 const repo = join(import.meta.dirname, "..", "..");
 const README = readFileSync(join(repo, "README.md"), "utf8");
@@ -17,14 +17,6 @@ interface Dev {
   base: string;
   process: ChildProcess;
   output: () => string;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 function startDev(port: number): Dev {

@@ -6,10 +6,10 @@
 import { spawnSync } from "node:child_process";
 import { createPrivateKey, createPublicKey, randomBytes, verify } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "./flaghook-dev";
 import { ROOT, setLogDir, startWorker, wranglerSync } from "../../bench/lib/wrangler.mjs";
 
 const ADMIN_TOKEN = "verify-test-admin-token";
@@ -23,14 +23,6 @@ const dir = mkdtempSync(join(tmpdir(), "flaghook-verify-test-"));
 const persist = join(dir, "state");
 let worker: Awaited<ReturnType<typeof startWorker>>;
 const orgs = {} as Record<Case, { orgId: number; auth: Record<string, string> }>;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function start() {
   const port = await freePort();

@@ -5,91 +5,28 @@
 // leaves a body half-read: it refuses before reading (unauthenticated, or a declared length over
 // the limit) or reads an oversized streamed body to its end before answering 413. This runs the
 // real `wrangler dev` on free ports and sends what broke it, each followed by ordinary requests.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHmac } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startFlaghook, type Flaghook } from "./flaghook-dev";
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const WRANGLER = join(ROOT, "node_modules/wrangler/bin/wrangler.js");
 const ADMIN = { authorization: "Bearer node-test-admin-token" };
-const wranglerEnv = { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" };
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-let worker: ChildProcess;
-let state: string;
+let flaghook: Flaghook;
 let base: string;
-let output = "";
 let auth: Record<string, string>;
 let inbound: { url: string; secret: string };
 
 beforeAll(async () => {
-  state = mkdtempSync(join(tmpdir(), "flaghook-node-bodies-"));
-  const migrate = spawnSync(process.execPath, [WRANGLER, "d1", "migrations", "apply", "flaghook", "--local", "--persist-to", state], {
-    cwd: ROOT,
-    env: wranglerEnv,
-    encoding: "utf8",
-  });
-  if (migrate.status !== 0) throw new Error(`migrations failed:\n${migrate.stdout}\n${migrate.stderr}`);
-  const port = await freePort();
-  const inspectorPort = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  worker = spawn(
-    process.execPath,
-    [
-      WRANGLER, "dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort),
-      "--persist-to", state, "--show-interactive-dev-session=false",
-      "--var", `ADMIN_TOKEN:${ADMIN.authorization.slice(7)}`, "--var", "SECRETS_KEY:node-test-secrets-key",
-    ],
-    { cwd: ROOT, env: wranglerEnv, detached: true, stdio: ["ignore", "pipe", "pipe"] },
-  );
-  worker.stdout!.on("data", (d) => (output += d));
-  worker.stderr!.on("data", (d) => (output += d));
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    if (worker.exitCode !== null) throw new Error(`wrangler dev exited:\n${output}`);
-    if (Date.now() > deadline) throw new Error(`wrangler dev did not start:\n${output}`);
-    try {
-      if ((await fetch(`${base}/healthz`)).ok) break;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  flaghook = await startFlaghook({ ADMIN_TOKEN: ADMIN.authorization.slice(7), SECRETS_KEY: "node-test-secrets-key" });
+  base = flaghook.baseUrl;
   const org = await post("/api/v1/organisations", ADMIN, { name: "Bodies" });
   const key = await post(`/api/v1/organisations/${org.id}/api-keys`, ADMIN, { name: "node" });
   auth = { authorization: `Api-Key ${key.key}` };
   inbound = await post(`/api/v1/organisations/${org.id}/inbound-sources`, auth, { name: "Flagsmith" });
 }, 150_000);
 
-afterAll(async () => {
-  if (worker?.pid && worker.exitCode === null) {
-    try {
-      process.kill(-worker.pid, "SIGTERM");
-    } catch {
-      // already gone
-    }
-    await new Promise((r) => setTimeout(r, 500));
-    try {
-      process.kill(-worker.pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
-  if (state) rmSync(state, { recursive: true, force: true });
-});
+afterAll(() => flaghook?.stop());
 
 async function post(path: string, headers: Record<string, string>, json: unknown) {
   const res = await fetch(base + path, { method: "POST", headers: { ...headers, "content-type": "application/json" }, body: JSON.stringify(json) });
