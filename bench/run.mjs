@@ -88,6 +88,10 @@ function targets(r) {
     const sizes = `${label(r.audit.sizes[1])} within 1.5x of ${label(r.audit.sizes[0])}`;
     out.push({ target: `filtered audit pages at ${sizes} (worst p50 ratio)`, value: r.audit.worst_indexed_ratio_p50, met: r.audit.worst_indexed_ratio_p50 <= 1.5 });
     out.push({ target: `filtered audit pages at ${sizes} (worst p99 ratio)`, value: r.audit.worst_indexed_ratio_p99, met: r.audit.worst_indexed_ratio_p99 <= 1.5 });
+    for (const key of ["search_no_match", "search_common"]) {
+      const x = r.audit[key];
+      if (x) out.push({ target: `${x.query} at ${sizes} (p50 ratio)`, value: x.p50_ratio, met: x.p50_ratio <= 1.5 });
+    }
   }
   if (r.log) {
     const [s, l] = r.log.sizes.map(label);

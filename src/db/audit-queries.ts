@@ -1,6 +1,7 @@
 // Reading the audit log: every filter of SPEC 6 as one WHERE clause, keyset pages newest first.
 import { and, desc, eq, gte, inArray, lte, or, sql, type SQL } from "drizzle-orm";
 import type { SubmitterType } from "../domain/provenance";
+import { searchable, searchEntries } from "./audit-search";
 import { auditEntries, type AuditEntryRow } from "./schema";
 import type { Db } from "./client";
 
@@ -36,6 +37,7 @@ export function auditWhere(orgId: number, f: AuditFilters, after?: AuditCursor):
   if (f.since) conditions.push(gte(t.sortTime, f.since));
   if (f.until) conditions.push(lte(t.sortTime, f.until));
   if (f.search) {
+    // Searches of 3 characters or more go through the index (db/audit-search.ts); shorter ones scan.
     // instr, not LIKE: D1 refuses LIKE patterns over 50 bytes, and a search may be 256 characters.
     conditions.push(sql`instr(${t.searchText}, ${f.search.toLowerCase()}) > 0`);
   }
@@ -50,12 +52,16 @@ export async function listAudit(
   limit: number,
   after?: AuditCursor,
 ): Promise<{ rows: AuditEntryRow[]; next: AuditCursor | null }> {
-  const rows = await db
-    .select()
-    .from(auditEntries)
-    .where(auditWhere(orgId, filters, after))
-    .orderBy(desc(auditEntries.sortTime), desc(auditEntries.seq))
-    .limit(limit + 1);
+  const { search, ...rest } = filters;
+  const rows =
+    search && searchable(search)
+      ? await searchEntries(db, orgId, search, auditWhere(orgId, rest, after), limit, { afterSeq: after?.[1], since: filters.since })
+      : await db
+          .select()
+          .from(auditEntries)
+          .where(auditWhere(orgId, filters, after))
+          .orderBy(desc(auditEntries.sortTime), desc(auditEntries.seq))
+          .limit(limit + 1);
   const page = rows.slice(0, limit);
   const last = page.at(-1);
   return { rows: page, next: rows.length > limit && last ? [last.sortTime, last.seq] : null };

@@ -149,6 +149,12 @@ export const auditEntries = sqliteTable(
     receivedAt: ms("received_at").notNull(),
     /** The list order: created_date, but never later than receipt (a claimed future cannot pin an entry on top). */
     sortTime: text("sort_time").notNull().default(""),
+    /**
+     * The latest sort time of the organisation's entries up to this one (by seq), when it is later
+     * than this entry's own (the entry arrived out of time order); null otherwise. Search walks the
+     * log by seq and stops once this says no earlier entry can still sort higher (db/audit-search.ts).
+     */
+    sortWatermark: text("sort_wm"),
     recordedAt: ms("recorded_at").notNull(),
     fannedOut: integer("fanned_out", { mode: "boolean" }).notNull().default(false),
   },

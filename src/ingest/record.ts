@@ -155,17 +155,18 @@ const fanOutColumns = {
 /** A stored entry as fan-out takes it (the sweeper's stranded entries). */
 export const fanOutEntry = (row: AuditEntryRow): FanOutEntry => ({ ...row, event: JSON.parse(row.event) as ChangeEvent });
 
-/** The audit columns an insert writes, in the order of `auditEntryRow` (seq last: computed in SQL). */
+/** The audit columns an insert writes, in the order of `auditEntryRow` (seq and the watermark last: computed in SQL). */
 const auditInsertColumns: Column[] = [
   auditEntries.orgId, auditEntries.eventId, auditEntries.type, auditEntries.createdDate, auditEntries.log,
   auditEntries.searchText, auditEntries.authorId, auditEntries.authorEmail, auditEntries.author, auditEntries.apiKeyName,
   auditEntries.projectId, auditEntries.projectName, auditEntries.environmentId, auditEntries.environmentName,
   auditEntries.environmentApiKey, auditEntries.scopeExtras, auditEntries.relatedObjectId, auditEntries.relatedObjectType, auditEntries.relatedObjectUuid, auditEntries.isSystemEvent,
   auditEntries.event, auditEntries.submitterType, auditEntries.submitterId, auditEntries.submitterName,
-  auditEntries.receivedAt, auditEntries.sortTime, auditEntries.recordedAt, auditEntries.seq,
+  auditEntries.receivedAt, auditEntries.sortTime, auditEntries.recordedAt, auditEntries.seq, auditEntries.sortWatermark,
 ];
 const position = (column: Column) => auditInsertColumns.indexOf(column);
 const orgOf = `value ->> ${position(auditEntries.orgId)}`;
+const sortOf = `value ->> ${position(auditEntries.sortTime)}`;
 
 const auditInsertSql = {
   expressions: {
@@ -177,6 +178,11 @@ const auditInsertSql = {
     // inserts a row, and a D1 batch is one transaction on its single writer: no two entries of an
     // organisation get one number, and none is skipped (the unique index audit_seq would fail the batch).
     seq: `coalesce((select max(a.seq) from audit_entries a where a.org_id = ${orgOf}), 0) + row_number() over (partition by ${orgOf} order by key)`,
+    // The latest sort time so far in seq order (the organisation's last entry's watermark, then this
+    // batch's entries up to this one), kept only when it is later than this entry's own.
+    sort_wm: `nullif(max(
+      coalesce((select coalesce(a.sort_wm, a.sort_time) from audit_entries a where a.org_id = ${orgOf} order by a.seq desc limit 1), ''),
+      max(${sortOf}) over (partition by ${orgOf} order by key)), ${sortOf})`,
   },
   // An event recorded meanwhile (a duplicate message) takes no number.
   where: `not exists (select 1 from audit_entries a where a.org_id = ${orgOf} and a.event_id = value ->> ${position(auditEntries.eventId)})`,
@@ -199,7 +205,7 @@ function auditEntryRow(m: IngestMessage, recordedAt: number): unknown[] {
     f.orgId, m.eventId, f.type, f.createdDate, f.log, f.searchText, f.authorId, f.authorEmail, f.author, f.apiKeyName,
     f.projectId, f.projectName, f.environmentId, f.environmentName, f.environmentApiKey, f.scopeExtras, f.relatedObjectId, f.relatedObjectType,
     f.relatedObjectUuid, f.isSystemEvent ? 1 : 0, JSON.stringify(m.event), by?.type ?? null, by?.id ?? null, by?.name ?? null,
-    m.receivedAt, sortTime(createdDate, m.receivedAt), recordedAt, null,
+    m.receivedAt, sortTime(createdDate, m.receivedAt), recordedAt, null, null,
   ];
 }
 
