@@ -48,35 +48,37 @@ export async function searchEntries(
   const want = limit + 1;
   // instr() confirms each candidate: the answer is exactly the substring search, whatever trigrams match.
   const matches = and(where, sql`instr(${auditEntries.searchText}, ${term}) > 0`)!;
+  const rowid = (seq: number) => sql`(${orgId} << ${SEQ_BITS}) | ${seq}`;
+  /** The ids of the first `n` entries `where` and the search admit, walking `query`'s matches from `toSeq` down. */
   const walk = (query: string, fromSeq: number, toSeq: number, n: number) =>
     db
-      .select(getTableColumns(auditEntries))
+      .select({ id: auditEntries.id })
       .from(auditSearch)
       .innerJoin(auditEntries, sql`${auditEntries.orgId} = ${orgId} and ${auditEntries.seq} = ${auditSearch.rowid} & ${SEQ_MAX}`)
-      .where(
-        and(
-          sql`${auditSearch} match ${query}`,
-          sql`${auditSearch.rowid} between (${orgId} << ${SEQ_BITS}) | ${fromSeq} and (${orgId} << ${SEQ_BITS}) | ${toSeq}`,
-          matches,
-        ),
-      )
+      .where(and(sql`${auditSearch} match ${query}`, sql`${auditSearch.rowid} between ${rowid(fromSeq)} and ${rowid(toSeq)}`, matches))
       .orderBy(desc(auditSearch.rowid))
       .limit(n);
+  // One query a round: the walk's next chunk and, in the first round after a cursor, the entries
+  // numbered after the cursor's but sorting below it: all out of time order, and flagged so.
+  const read = (parts: SQL[]) =>
+    db
+      .select()
+      .from(auditEntries)
+      .where(sql`${auditEntries.id} in (${sql.join(parts.map((p) => sql`select * from (${p})`), sql` union all `)})`);
 
   const found: AuditEntryRow[] = [];
   const { afterSeq, since } = bounds;
-  if (afterSeq !== undefined && afterSeq < SEQ_MAX) {
-    // Numbered after the cursor's entry but sorting below it: arrived out of time order, and flagged so.
-    found.push(...(await walk(`log : ${phrase} AND backdated : "yes"`, afterSeq + 1, SEQ_MAX, SEQ_MAX)));
-  }
   let top = afterSeq ?? SEQ_MAX;
-  for (let n = want; top >= 1; n = Math.min(n * 4, MAX_CHUNK)) {
-    const rows = await walk(`log : ${phrase}`, 1, top, n);
+  for (let n = want, round = 0; top >= 1; n = Math.min(n * 4, MAX_CHUNK), round++) {
+    const parts = [walk(`log : ${phrase}`, 1, top, n).getSQL()];
+    if (round === 0 && afterSeq !== undefined && afterSeq < SEQ_MAX) parts.push(walk(`log : ${phrase} AND backdated : "yes"`, afterSeq + 1, SEQ_MAX, SEQ_MAX).getSQL());
+    const rows = await read(parts);
+    const walked = rows.filter((r) => r.seq <= top).sort((a, b) => b.seq - a.seq);
     found.push(...rows);
     found.sort(newestFirst);
     found.length = Math.min(found.length, want);
-    if (rows.length < n) break; // the walk reached the first entry
-    const last = rows[rows.length - 1];
+    if (walked.length < n) break; // the walk reached the first entry
+    const last = walked[walked.length - 1];
     // Every entry below `last` in seq sorts at or below its watermark, and below it on a tie.
     const watermark = last.sortWatermark ?? last.sortTime;
     if (found.length === want && watermark <= found[want - 1].sortTime) break;
