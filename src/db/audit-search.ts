@@ -9,12 +9,9 @@
 // seq that sort below it are all out of time order: a second, small query finds them through the
 // index's `backdated` column.
 import { and, desc, getTableColumns, sql, type SQL } from "drizzle-orm";
-import { integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { auditSearch } from "./derived";
 import { auditEntries, type AuditEntryRow } from "./schema";
 import type { Db } from "./client";
-
-/** The FTS5 table, declared for queries only: a hand-written migration creates it, not drizzle-kit. */
-const auditSearch = sqliteTable("audit_search", { rowid: integer("rowid"), log: text("log"), backdated: text("backdated") });
 
 /** FTS5's trigram tokenizer matches substrings of 3 characters or more; shorter searches scan (db/audit-queries.ts). */
 export const MIN_INDEXED_SEARCH = 3;
@@ -28,7 +25,7 @@ export const searchable = (search: string) => Array.from(search.toLowerCase()).l
 
 type Key = { sortTime: string; seq: number };
 /** Newest first, as the list orders: sort_time, then seq, both descending. */
-const newestFirst = (a: Key, b: Key) => (a.sortTime === b.sortTime ? b.seq - a.seq : a.sortTime < b.sortTime ? 1 : -1);
+export const newestFirst = (a: Key, b: Key) => (a.sortTime === b.sortTime ? b.seq - a.seq : a.sortTime < b.sortTime ? 1 : -1);
 
 /**
  * The `limit` newest entries (then one more, if any) among those whose log contains `search`, that

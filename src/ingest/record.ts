@@ -8,6 +8,7 @@ import type { ChangeEvent } from "../domain/event";
 import { planDeliveries, planRelayed } from "../domain/fanout";
 import { flagEventType } from "../domain/payload";
 import { inJson, insertRows } from "../db/bulk";
+import { auditEventIds } from "../db/derived";
 import { database, runBatch, type Db, type Statement } from "../db/client";
 import { deliveryId, deliveryRow, enabledWebhooks, insertDeliveries } from "../db/deliveries";
 import { auditEntries, environments, features, projects, relayedEvents, type AuditEntryRow } from "../db/schema";
@@ -30,7 +31,7 @@ export async function recordEvents(env: Env, messages: readonly IngestMessage[])
   const recordedAt = now();
   const audited = messages.filter((m) => !isRelayedFlagEvent(m));
   // A replayed event changes nothing, not even the names of its project and environment.
-  const fresh = await unrecorded(db, audited, auditEntries);
+  const fresh = await unrecorded(db, audited, auditEventIds);
   const relayed = await relayWrites(db, await unrecorded(db, messages.filter(isRelayedFlagEvent), relayedEvents), recordedAt);
   const upserts = upsertScopes(db, [...fresh, ...relayed.fresh], recordedAt);
   const inserts = insertAuditEntries(fresh, recordedAt);
@@ -185,7 +186,7 @@ const auditInsertSql = {
       max(${sortOf}) over (partition by ${orgOf} order by key)), ${sortOf})`,
   },
   // An event recorded meanwhile (a duplicate message) takes no number.
-  where: `not exists (select 1 from audit_entries a where a.org_id = ${orgOf} and a.event_id = value ->> ${position(auditEntries.eventId)})`,
+  where: `not exists (select 1 from audit_event_ids a where a.org_id = ${orgOf} and a.event_id = value ->> ${position(auditEntries.eventId)})`,
   onConflict: "fail" as const,
   returning: Object.values(fanOutColumns),
 };
@@ -220,10 +221,11 @@ async function notFannedOut(db: Db, messages: readonly IngestMessage[]): Promise
   const entries: FanOutEntry[] = [];
   for (const [orgId, group] of groupBy(messages, (m) => m.orgId)) {
     const ids = group.map((m) => m.eventId);
+    const seqs = db.select({ seq: auditEventIds.seq }).from(auditEventIds).where(and(eq(auditEventIds.orgId, orgId), inJson(auditEventIds.eventId, ids)));
     const rows = await db
       .select()
       .from(auditEntries)
-      .where(and(eq(auditEntries.orgId, orgId), inJson(auditEntries.eventId, ids), eq(auditEntries.fannedOut, false)));
+      .where(and(eq(auditEntries.orgId, orgId), inArray(auditEntries.seq, seqs), eq(auditEntries.fannedOut, false)));
     entries.push(...rows.map(fanOutEntry));
   }
   return entries;
@@ -329,7 +331,7 @@ async function relayWrites(db: Db, fresh: readonly IngestMessage[], at: number) 
 async function unrecorded(
   db: Db,
   messages: readonly IngestMessage[],
-  table: typeof auditEntries | typeof relayedEvents,
+  table: typeof auditEventIds | typeof relayedEvents,
 ): Promise<IngestMessage[]> {
   const fresh = new Map(messages.map((m) => [`${m.orgId}:${m.eventId}`, m]));
   for (const [orgId, group] of groupBy(messages, (m) => m.orgId)) {
