@@ -24,3 +24,10 @@ END;
 CREATE TRIGGER `audit_search_delete` AFTER DELETE ON `audit_entries` BEGIN
   DELETE FROM `audit_search` WHERE `rowid` = (old.`org_id` << 32) | old.`seq`;
 END;
+--> statement-breakpoint
+-- Entries are append-only; a hand correction of an entry's number or text keeps the index true.
+CREATE TRIGGER `audit_search_update` AFTER UPDATE OF `org_id`, `seq`, `search_text`, `sort_wm` ON `audit_entries` BEGIN
+  DELETE FROM `audit_search` WHERE `rowid` = (old.`org_id` << 32) | old.`seq`;
+  INSERT INTO `audit_search` (`rowid`, `log`, `backdated`)
+  VALUES ((new.`org_id` << 32) | new.`seq`, new.`search_text`, CASE WHEN new.`sort_wm` IS NULL THEN '' ELSE 'yes' END);
+END;

@@ -15,3 +15,8 @@ INSERT INTO `audit_event_ids` (`org_id`, `event_id`, `seq`) SELECT `org_id`, `ev
 CREATE TRIGGER `audit_event_ids_insert` AFTER INSERT ON `audit_entries` BEGIN
   INSERT INTO `audit_event_ids` (`org_id`, `event_id`, `seq`) VALUES (new.`org_id`, new.`event_id`, new.`seq`);
 END;
+--> statement-breakpoint
+CREATE TRIGGER `audit_event_ids_update` AFTER UPDATE OF `org_id`, `event_id`, `seq` ON `audit_entries` BEGIN
+  UPDATE `audit_event_ids` SET `org_id` = new.`org_id`, `event_id` = new.`event_id`, `seq` = new.`seq`
+  WHERE `org_id` = old.`org_id` AND `event_id` = old.`event_id`;
+END;

@@ -143,12 +143,12 @@ async function archiveNext(store: LogStore, log: LogState, before: number, limit
   await step("commit", key, seqLo, seqHi);
   // One transaction: the index row, and the entries gone from D1 only if this very segment is the
   // one indexed (a concurrent run that archived a different range leaves these entries alone).
-  await runBatch(store.db, [
+  const [, deleted] = await runBatch(store.db, [
     store.db.insert(auditSegments).values(index).onConflictDoNothing(),
     sql`delete from audit_entries where org_id = ${log.orgId} and seq between ${seqLo} and ${seqHi}
-        and exists (select 1 from audit_segments where org_id = ${log.orgId} and seq_lo = ${seqLo} and seq_hi = ${seqHi})`,
+        and exists (select 1 from audit_segments where org_id = ${log.orgId} and seq_lo = ${seqLo} and seq_hi = ${seqHi}) returning seq`,
   ]);
-  return { orgId: log.orgId, seqLo, seqHi, entries: rows.length };
+  return deleted.length ? { orgId: log.orgId, seqLo, seqHi, entries: rows.length } : null;
 }
 
 export interface Removed {
