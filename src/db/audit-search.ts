@@ -21,7 +21,8 @@ const SEQ_MAX = 2 ** SEQ_BITS - 1;
 /** Qualifying entries one walk query reads at most; the first asks for one page and one more. */
 const MAX_CHUNK = 1000;
 
-export const searchable = (search: string) => Array.from(search.toLowerCase()).length >= MIN_INDEXED_SEARCH;
+/** Whether a search goes through the index: 3 characters or more, and no NUL (FTS5 query text ends at one; such a search scans). */
+export const searchable = (search: string) => Array.from(search.toLowerCase()).length >= MIN_INDEXED_SEARCH && !search.includes("\u0000");
 
 type Key = { sortTime: string; seq: number };
 /** Newest first, as the list orders: sort_time, then seq, both descending. */
