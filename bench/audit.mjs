@@ -29,8 +29,12 @@ function queries(size) {
     { name: "since (last 24 h)", qs: `since=${encodeURIComponent(since)}` },
     { name: "project + type", qs: "project=6&related_object_type=FEATURE" },
     { name: "project, 5th page (cursor)", qs: "project=3", pages: 5 },
-    { name: "search (common word)", qs: "search=feature_42", flat: false },
-    { name: "search (no match: scans the log)", qs: "search=no-such-text", flat: false, samples: 10 },
+    { name: "search (common word)", key: "search_common", qs: "search=feature_42" },
+    { name: "search (no match)", key: "search_no_match", qs: "search=no-such-text" },
+    { name: "search (rare word: 1 entry in 100,000)", key: "search_rare", qs: "search=rare%20marker" },
+    { name: "search (common word), 5th page", qs: "search=feature_42", pages: 5 },
+    { name: "search + project", qs: "search=segment&project=3" },
+    { name: "search of 2 characters (scan)", qs: "search=_4", flat: false, samples: 20 },
   ].map((q) => ({ flat: true, pages: 1, ...q }));
 }
 
@@ -79,6 +83,8 @@ export async function auditBench({ quick }) {
     const exports = await measureExports(workers, samples);
 
     const flat = pages.filter((r) => r.flat_target);
+    // Named rows, for the targets and for bench/compare.mjs.
+    const named = Object.fromEntries(pages.filter((r) => r.key).map(({ key, ...r }) => [key, { ...r, p50_ratio: r.ratio_p50, p99_ratio: r.ratio_p99 }]));
     const worstP50 = Math.max(...flat.map((r) => r.ratio_p50 ?? Infinity));
     const worstP99 = Math.max(...flat.map((r) => r.ratio_p99 ?? Infinity));
     return {
@@ -86,6 +92,7 @@ export async function auditBench({ quick }) {
       samples_per_query: samples,
       page_size: PAGE,
       pages,
+      ...named,
       exports,
       worst_indexed_ratio_p50: worstP50,
       worst_indexed_ratio_p99: worstP99,
@@ -140,6 +147,7 @@ async function measurePages(workers, samples) {
     const [a, b] = times.map((t) => ({ p50: round(percentile(t, 50), 1), p99: round(percentile(t, 99), 1) }));
     const [small, large] = workers.map((w) => label(w.size));
     const row = {
+      ...(perSize[0][qi].key ? { key: perSize[0][qi].key } : {}),
       query: perSize[0][qi].name,
       flat_target: perSize[0][qi].flat,
       samples: n,

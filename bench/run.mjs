@@ -1,26 +1,28 @@
-// `npm run bench [-- ingest drain fanout audit log history health bundle] [--quick]`: the benchmarks of SPEC 9 in the
+// `npm run bench [-- ingest drain fanout audit log history health cost bundle] [--quick]`: the benchmarks of SPEC 9 in the
 // local runtime (`wrangler dev`), one section after another, progress as they run, a table at the
 // end and the same figures in bench/results/latest.json (and a timestamped copy).
 //   --quick              smaller sizes and shorter runs (a few minutes in all)
 //   --ingest-modes=off,on  inspector proxy modes for ingest (default both)
 //   --proxy=off|on       inspector proxy mode for drain and fan-out (default off)
+//   --cost-baseline=<rev>  also measure the bill of a git revision, for before / after
 // Ports: BENCH_PORT_BASE (default 8800) + 11..54; set it to run beside another bench.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { auditBench, label } from "./audit.mjs";
 import { bundleBench } from "./bundle.mjs";
+import { costBench } from "./cost.mjs";
 import { drainBench } from "./drain.mjs";
 import { fanoutBench } from "./fanout.mjs";
 import { historyBench } from "./history.mjs";
 import { healthBench } from "./health.mjs";
 import { ingestBench } from "./ingest.mjs";
 import { logBench } from "./log.mjs";
-import { progress, table } from "./lib/stats.mjs";
+import { progress, round, table } from "./lib/stats.mjs";
 import { removeSnapshot, snapshotSource, workerConfig } from "./lib/snapshot.mjs";
 import { ROOT, setLogDir } from "./lib/wrangler.mjs";
 
-const SECTIONS = ["ingest", "drain", "fanout", "audit", "log", "history", "health", "bundle"];
+const SECTIONS = ["ingest", "drain", "fanout", "audit", "log", "history", "health", "cost", "bundle"];
 const argv = process.argv.slice(2);
 const option = (name, fallback) => argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback;
 const quick = argv.includes("--quick");
@@ -29,6 +31,7 @@ for (const s of chosen) if (!SECTIONS.includes(s)) throw new Error(`unknown sect
 const sections = chosen.length ? SECTIONS.filter((s) => chosen.includes(s)) : SECTIONS;
 const ingestModes = option("ingest-modes", "off,on").split(",");
 const proxy = option("proxy", "off");
+const costBaseline = option("cost-baseline", null);
 
 const wranglerVersion = JSON.parse(readFileSync(join(ROOT, "node_modules/wrangler/package.json"), "utf8")).version;
 // flaghook is copied now and served from that copy for the whole run (lib/snapshot.mjs).
@@ -57,6 +60,7 @@ for (const section of sections) {
     if (section === "log") results.log = await logBench({ quick });
     if (section === "history") results.history = await historyBench({ quick });
     if (section === "health") results.health = await healthBench({ quick });
+    if (section === "cost") results.cost = await costBench({ quick, baseline: costBaseline });
     if (section === "bundle") results.bundle = await bundleBench();
   } catch (err) {
     failures.push(`${section}: ${err.stack ?? err}`);
@@ -92,6 +96,10 @@ function targets(r) {
     const sizes = `${label(r.audit.sizes[1])} within 1.5x of ${label(r.audit.sizes[0])}`;
     out.push({ target: `filtered audit pages at ${sizes} (worst p50 ratio)`, value: r.audit.worst_indexed_ratio_p50, met: r.audit.worst_indexed_ratio_p50 <= 1.5 });
     out.push({ target: `filtered audit pages at ${sizes} (worst p99 ratio)`, value: r.audit.worst_indexed_ratio_p99, met: r.audit.worst_indexed_ratio_p99 <= 1.5 });
+    for (const key of ["search_no_match", "search_common"]) {
+      const x = r.audit[key];
+      if (x) out.push({ target: `${x.query} at ${sizes} (p50 ratio)`, value: x.p50_ratio, met: x.p50_ratio <= 1.5 });
+    }
   }
   if (r.log) {
     const [s, l] = r.log.sizes.map(label);
@@ -111,6 +119,7 @@ function targets(r) {
     const [s, l] = r.health.sizes.map(label);
     out.push({ target: `webhook stats with ${l} attempts within 1.5x of ${s} (worst p50 ratio)`, value: r.health.worst_ratio_p50, met: r.health.worst_ratio_p50 <= 1.5 });
   }
+  if (r.cost) out.push({ target: "US$ per million events, burst (cost.usd_per_million_events)", value: r.cost.usd_per_million_events, met: r.cost.usd_per_million_events < 15 });
   return out;
 }
 
@@ -250,6 +259,7 @@ function report(r) {
       ]),
     );
   }
+  if (r.cost) parts.push(costReport(r.cost));
   const cpuRows = [];
   for (const x of r.ingest?.runs.filter((x) => x.proxy === "off") ?? []) {
     cpuRows.push([`ingest: ${x.target} (per request; consumers' work done meanwhile included)`, x.cpu_ms_per_request.worker]);
@@ -275,5 +285,48 @@ function report(r) {
     parts.push("\nTargets", table([["Target", "Value", "Met"], ...r.targets.map((t) => [t.target, ms(t.value), t.met ? "yes" : "NO"])]));
   }
   if (r.failures.length) parts.push("\nFailures", ...r.failures);
+  return parts.join("\n");
+}
+
+function costReport(c) {
+  const cells = (v) => [v.alone, v.burst];
+  const head = ["Per event, 3 webhooks delivered", ...c.versions.flatMap((v) => [`${v.label}: alone`, `${v.label}: burst of ${c.burst}`])];
+  const row = (name, f) => [name, ...c.versions.flatMap((v) => cells(v).map((x) => f(x) ?? "-"))];
+  const parts = [
+    "\nThe bill (list prices: D1 $1.00 / M rows written, $0.001 / M read; Queues $0.40 / M operations; Workers $0.30 / M requests, $0.02 / M CPU ms; R2 $4.50 / $0.36 / M class A / B)",
+    table([
+      head,
+      row("D1 rows written", (x) => x.d1_rows_written),
+      row("D1 rows read", (x) => x.d1_rows_read),
+      row("D1 statements", (x) => x.d1_statements),
+      row("queue operations (write + read + delete)", (x) => x.queue_operations),
+      row("R2 operations (class A / B)", (x) => `${x.r2_class_a} / ${x.r2_class_b}`),
+      row("Worker requests (fetch + queue + scheduled)", (x) => x.worker_requests),
+      row("Worker CPU ms (workerd process, simulated D1 and Queues included; alone: the burst's)", (x) => x.worker_cpu_ms),
+      row("D1 bytes stored per event", (x) => x.d1_bytes_per_event),
+      row("US$ per million events", (x) => x.usd_per_million_events),
+    ]),
+  ];
+  for (const v of c.versions) {
+    const s = v.scheduled;
+    parts.push(
+      `\n${v.label}: the scheduled handler after the burst (sealing its entries) / idle: ${s.sealing_run.d1_rows_written} / ${s.idle_run.d1_rows_written} rows written, ` +
+        `${s.sealing_run.d1_rows_read} / ${s.idle_run.d1_rows_read} read, R2 ${s.sealing_run.r2_class_a}+${s.sealing_run.r2_class_b} / ${s.idle_run.r2_class_a}+${s.idle_run.r2_class_b} operations`,
+    );
+    const statements = Object.entries(v.burst.raw.d1.by_statement)
+      .map(([k, x]) => [k, round(x.statements / c.burst, 2), round(x.rows_written / c.burst, 2), round(x.rows_read / c.burst, 2)])
+      .sort((a, b) => b[2] - a[2] || b[3] - a[3]);
+    parts.push(`${v.label}: D1 statements of the burst, per event`, table([["statement", "count", "rows written", "rows read"], ...statements]));
+    if (v.storage?.bytes_per_event) {
+      // Tables of a page or two (webhooks, sessions, ...) are not per event.
+      const all = Object.entries(v.storage.bytes_per_event);
+      const rows = all.filter(([, b]) => b >= 50);
+      const rest = all.filter(([, b]) => b < 50).reduce((sum, [, b]) => sum + b, 0);
+      parts.push(
+        `${v.label}: bytes per event by table and index (dbstat over ${v.storage.events} events)`,
+        table([["table or index", "bytes"], ...rows, [`the other ${all.length - rows.length} (a page or two each)`, rest]]),
+      );
+    }
+  }
   return parts.join("\n");
 }

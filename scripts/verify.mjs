@@ -6,6 +6,9 @@
 // under the verifier key, the export's entries numbered 1..N without gaps or repeats, each line's
 // fields the same as its leaf, the RFC 6962 Merkle Tree Hash of the leaves equal to each
 // checkpoint's root, and so, with two checkpoints, that the smaller log is a prefix of the larger.
+// Entries removed by flaghook's retention (AUDIT_RETENTION_DAYS) end the export as
+// {"seq", "removed": true, "leaf_hash"}: their sealed hashes still complete the tree, but their
+// content is gone and cannot be checked; the report says which they are.
 // Exit status 0 when everything holds, 1 with the reasons when something does not, 2 on bad usage.
 import { createHash, createPublicKey, verify as verifySignature } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -80,10 +83,14 @@ class Failure extends Error {}
 const sorted = (value) =>
   JSON.stringify(value, (_, v) => (v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1))) : v));
 
-/** The export's leaves by seq, after checking each line against its own leaf. */
+/**
+ * The export's leaf hashes by seq, after checking each line against its own leaf; `removed`: the
+ * numbers whose line carried only a leaf hash (retention removed the entry).
+ */
 function readExport(file) {
   const problems = [];
   const bySeq = new Map();
+  const removed = [];
   const lines = readFileSync(file, "utf8").split("\n");
   lines.forEach((text, i) => {
     if (!text.trim()) return;
@@ -92,6 +99,14 @@ function readExport(file) {
     let leaf;
     try {
       line = JSON.parse(text);
+      if (line.removed === true) {
+        const hash = Buffer.from(String(line.leaf_hash), "base64");
+        if (!Number.isSafeInteger(line.seq) || line.seq < 1 || hash.length !== 32) return void problems.push(`${where}: a removed entry without its seq and leaf hash`);
+        if (bySeq.has(line.seq)) return void problems.push(`${where}: entry ${line.seq} appears twice`);
+        bySeq.set(line.seq, hash);
+        removed.push(line.seq);
+        return;
+      }
       leaf = JSON.parse(line.leaf);
     } catch {
       problems.push(`${where}: not an export line with a leaf`);
@@ -103,10 +118,21 @@ function readExport(file) {
       if (sorted(leaf[field]) !== sorted(line[field] ?? null)) problems.push(`${where}: entry ${line.seq}'s ${field} differs from its leaf`);
     }
     if (bySeq.has(line.seq)) problems.push(`${where}: entry ${line.seq} appears twice`);
-    else bySeq.set(line.seq, line.leaf);
+    else bySeq.set(line.seq, leafHash(line.leaf));
   });
-  return { bySeq, problems };
+  return { bySeq, problems, removed: removed.sort((a, b) => a - b) };
 }
+
+/** "1..4, 9" for a sorted list of numbers. */
+const ranges = (numbers) => {
+  const out = [];
+  for (const n of numbers) {
+    const last = out.at(-1);
+    if (last && last[1] === n - 1) last[1] = n;
+    else out.push([n, n]);
+  }
+  return out.map(([a, b]) => (a === b ? String(a) : `${a}..${b}`)).join(", ");
+};
 
 /**
  * The Merkle Tree Hash (RFC 6962 2.1) of leaves 1..n for each n in `sizes`, in one pass: a stack of
@@ -119,9 +145,9 @@ function rootsAt(bySeq, sizes) {
   const stack = []; // [{ size, hash }], sizes strictly decreasing
   const max = Math.max(...sizes);
   for (let seq = 1; seq <= max; seq++) {
-    const leaf = bySeq.get(seq);
-    if (leaf === undefined) break;
-    let node = { size: 1, hash: leafHash(leaf) };
+    const hash = bySeq.get(seq);
+    if (hash === undefined) break;
+    let node = { size: 1, hash };
     while (stack.length && stack.at(-1).size === node.size) {
       const left = stack.pop();
       node = { size: left.size * 2, hash: nodeHash(left.hash, node.hash) };
@@ -140,7 +166,7 @@ function main(argv) {
   const args = parseArgs(argv);
   const vkey = parseVerifierKey(args.key);
   const checkpoints = args.checkpoints.map((f) => readCheckpoint(f, vkey)).sort((a, b) => a.treeSize - b.treeSize);
-  const { bySeq, problems } = readExport(args.exportFile);
+  const { bySeq, problems, removed } = readExport(args.exportFile);
   const largest = checkpoints.at(-1).treeSize;
   for (let seq = 1; seq <= largest; seq++) {
     if (!bySeq.has(seq)) problems.push(`entry ${seq} is missing from the export, and checkpoint ${largest} covers it`);
@@ -156,14 +182,21 @@ function main(argv) {
   const lines = [
     `key ${vkey.name} (${vkey.keyId.toString("hex")})`,
     ...checkpoints.map((c) => `checkpoint ${c.file}: ${c.origin}, ${c.treeSize} entries, signature valid`),
-    `export ${args.exportFile}: ${bySeq.size} entries${beyond ? ` (${beyond} newer than the checkpoint, not covered)` : ""}`,
+    `export ${args.exportFile}: ${bySeq.size - removed.length} entries${beyond ? ` (${beyond} newer than the checkpoint, not covered)` : ""}`,
   ];
+  if (removed.length) {
+    lines.push(
+      `removed by retention: entries ${ranges(removed)}: only their sealed leaf hashes are in the export. They still complete the tree, so the root,` +
+        " the other entries and the checkpoints' consistency are checked; their content is gone and cannot be",
+    );
+  }
   if (problems.length) {
     console.error([...lines, "", "FAILED:", ...problems.map((p) => `  ${p}`)].join("\n"));
     return 1;
   }
   if (checkpoints.length > 1) lines.push(`consistent: each checkpoint's log is a prefix of the next (${checkpoints.map((c) => c.treeSize).join(" <= ")} entries)`);
-  console.log([...lines, `OK: entries 1..${largest} are exactly what the checkpoint signs`].join("\n"));
+  const kept = removed.length ? ` (of them, ${ranges(removed)} by their leaf hashes only)` : "";
+  console.log([...lines, `OK: entries 1..${largest} are exactly what the checkpoint signs${kept}`].join("\n"));
   return 0;
 }
 

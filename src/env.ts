@@ -18,6 +18,7 @@ export interface Env {
   DELIVERY_TIMEOUT_MS?: string;
   DELIVERY_RETENTION_DAYS?: string;
   AUDIT_RETENTION_DAYS?: string;
+  AUDIT_HOT_DAYS?: string;
   SECRET_GRACE_HOURS?: string;
   WEBHOOK_FAILURE_DISABLE_DAYS?: string;
   SESSION_TTL_HOURS?: string;
@@ -58,6 +59,8 @@ export interface Config {
   deliveryTimeoutMs: number;
   deliveryRetentionDays: number;
   auditRetentionDays: number | null;
+  /** Entries received longer ago than this move to the R2 archive; null: all stay in D1. */
+  auditHotDays: number | null;
   secretGraceMs: number;
   failureDisableMs: number;
   sessionTtlMs: number;
@@ -126,6 +129,7 @@ export function config(env: Env): Config {
     : DEFAULT_RETRY_SCHEDULE;
   const access = accessConfig(env);
   const auditDays = env.AUDIT_RETENTION_DAYS ? positiveNumber(env.AUDIT_RETENTION_DAYS, 0, "AUDIT_RETENTION_DAYS") : null;
+  const hotDays = env.AUDIT_HOT_DAYS ? positiveNumber(env.AUDIT_HOT_DAYS, 0, "AUDIT_HOT_DAYS") : null;
   const parsed: Config = {
     adminToken: env.ADMIN_TOKEN || null,
     secretsKey: env.SECRETS_KEY || null,
@@ -135,6 +139,7 @@ export function config(env: Env): Config {
     deliveryTimeoutMs: positiveNumber(env.DELIVERY_TIMEOUT_MS, 10_000, "DELIVERY_TIMEOUT_MS"),
     deliveryRetentionDays: positiveNumber(env.DELIVERY_RETENTION_DAYS, 30, "DELIVERY_RETENTION_DAYS"),
     auditRetentionDays: auditDays && auditDays > 0 ? auditDays : null,
+    auditHotDays: hotDays && hotDays > 0 ? hotDays : null,
     secretGraceMs: positiveNumber(env.SECRET_GRACE_HOURS, 24, "SECRET_GRACE_HOURS") * HOUR,
     failureDisableMs: positiveNumber(env.WEBHOOK_FAILURE_DISABLE_DAYS, 5, "WEBHOOK_FAILURE_DISABLE_DAYS") * DAY,
     dnsResolverUrl: env.DNS_RESOLVER_URL || "https://cloudflare-dns.com/dns-query",

@@ -1,6 +1,8 @@
-// Entry: fetch (the Hono app), queue (ingest and delivery consumers), scheduled (sweeper, retention,
-// sealing and checking the signed audit logs, flag history of entries recorded before it existed).
+// Entry: fetch (the Hono app), queue (ingest and delivery consumers), scheduled (sweeper, sealing and
+// checking the signed audit logs, moving old entries to the R2 archive, retention, flag history of
+// entries recorded before it existed).
 import { app } from "./app";
+import { applyRetention, archiveLogs } from "./audit/archive";
 import { sealLogs } from "./audit/seal";
 import { watchLogs } from "./audit/watch";
 import { processDeliveries } from "./delivery/consumer";
@@ -28,7 +30,13 @@ export default {
 
   async scheduled(_controller, env, _ctx) {
     // Each runs even when another fails; the first failure is rethrown so the run shows as failed.
-    const runs = await Promise.allSettled([sweep(env), sealLogs(env).then(() => watchLogs(env)), backfillFlagHistory(env, now())]);
+    // The archive moves only sealed entries, so it waits for this run's sealing.
+    const signing = sealLogs(env).then(() => watchLogs(env));
+    const archiving = signing.catch(() => undefined).then(async () => {
+      await archiveLogs(env);
+      await applyRetention(env);
+    });
+    const runs = await Promise.allSettled([sweep(env), signing, archiving, backfillFlagHistory(env, now())]);
     const failed = runs.find((r) => r.status === "rejected");
     if (failed) throw failed.reason;
   },

@@ -6,7 +6,7 @@
 // Shape of the log (per organisation): projects 1-10, each with environments <project>00 to
 // <project>04 (each ~2% of rows), 20 authors, 500 features, one row a second from 2024-01-01;
 // of every 20 rows 12 flag-state updates, 3 feature updates, 2 segment updates, 1 environment update, 1 feature creation and
-// 1 system event. Project, author and feature vary independently of the type, so every
+// 1 system event (one row in 100,000 has a rare word in its log). Project, author and feature vary independently of the type, so every
 // combination of filters matches some rows.
 
 export const BASE_EPOCH = 1_704_067_200; // 2024-01-01T00:00:00Z
@@ -33,7 +33,9 @@ export function auditRowsSql(orgId, from, to, columns = [], seqOffset = 0) {
   const type = `case when ${kind} < 12 then 'FLAG_STATE_UPDATED' when ${kind} < 15 then 'FEATURE_UPDATED'
     when ${kind} < 17 then 'SEGMENT_UPDATED' when ${kind} = 17 then 'ENVIRONMENT_UPDATED'
     when ${kind} = 18 then 'FEATURE_CREATED' else 'CUSTOM' end`;
-  const log = `case when ${kind} < 12 then 'Flag state updated for feature: ' || ${feature}
+  // One row in 100,000 carries a rare marker (1 at 10k, 10 at 1M), for the rare-word search.
+  const log = `case when n % 100000 = 7 then 'Flag state updated for feature: rare marker ' || n
+    when ${kind} < 12 then 'Flag state updated for feature: ' || ${feature}
     when ${kind} < 15 then 'Flag / Remote Config updated: ' || ${feature}
     when ${kind} < 17 then 'Segment updated: segment_' || (n % 50)
     when ${kind} = 17 then 'Environment updated: Environment ' || ${environment}

@@ -45,6 +45,9 @@ export function removeSnapshot() {
   snapshot = null;
 }
 
+/** The directory holding the copy (src/, migrations/, the configs). */
+export const snapshotDir = () => takeSnapshot().dir;
+
 /** The commit (and uncommitted files under src/, migrations/, wrangler.toml) the snapshot was taken from. */
 export const snapshotSource = () => takeSnapshot().source;
 

@@ -6,13 +6,14 @@ import { logOrigin } from "../domain/checkpoint";
 import { toBase64 } from "../domain/crypto";
 import { auditLeaf } from "../domain/leaf";
 import { auditPath, consistencyProof } from "../domain/merkle";
-import { findAuditEntry } from "../db/audit-queries";
 import { database } from "../db/client";
 import { config } from "../env";
 import { checkpointOut, latestCheckpoint, listCheckpoints } from "../audit/checkpoints";
 import { requireSigner } from "../audit/signer";
 import { TreeReader } from "../audit/tree";
 import { verifyLog } from "../audit/verify";
+import { findEntry, logStore } from "../audit/entries";
+import { ArchiveRead } from "./audit";
 import { requireOrganisation } from "./auth";
 import { resource } from "./context";
 import { decodeCursor, encodeCursor, errorResponses, json, numericId, page, pageSize } from "./schemas";
@@ -36,7 +37,11 @@ const Verification = z
   .object({
     ok: z.boolean(),
     tree_size: z.number().int(),
-    checked: z.number().int(),
+    checked: z.number().int().openapi({ description: "Entries of the window whose content was checked against its sealed leaf" }),
+    removed_through: z
+      .number()
+      .int()
+      .openapi({ description: "Entries 1..removed_through were removed by retention (AUDIT_RETENTION_DAYS): only their sealed leaf hashes remain, so the tree still verifies but their content cannot be checked" }),
     from: z.number().int(),
     to: z.number().int(),
     next: z.number().int().nullable().openapi({ description: "The seq to pass as `from` to check the next window" }),
@@ -130,7 +135,16 @@ auditLogRoutes.openapi(
     },
     responses: {
       200: json(
-        z.object({ seq: z.number().int(), leaf_index: z.number().int(), tree_size: z.number().int(), leaf: z.string(), proof: base64Hashes }),
+        z.object({
+          seq: z.number().int(),
+          leaf_index: z.number().int(),
+          tree_size: z.number().int(),
+          leaf: z.string().nullable().openapi({ description: "The entry's leaf (RFC 8785 JSON); null once retention removed the entry" }),
+          leaf_hash: z.string().openapi({ description: "base64 of SHA-256(0x00 || leaf), as sealed in the tree" }),
+          removed: z.boolean().optional().openapi({ description: "true: retention removed the entry; only its sealed leaf hash is left, which the proof still places in the tree" }),
+          archive: ArchiveRead.optional(),
+          proof: base64Hashes,
+        }),
         "The entry's leaf and its audit path",
       ),
       ...errorResponses,
@@ -140,14 +154,28 @@ auditLogRoutes.openapi(
     const orgId = c.get("orgId");
     const db = database(c.env.DB);
     const seq = c.req.valid("param").id;
-    const entry = await findAuditEntry(db, orgId, seq);
-    if (!entry) throw notFound("audit entry");
+    // From D1, the archive, or (removed by retention) the tree alone: the audit path never needs the entry.
+    const found = await findEntry(logStore(c.env), orgId, seq);
+    if (!found) throw notFound("audit entry");
     const sealed = await sealedSize(c.env.DB, orgId);
     const size = c.req.valid("query").tree_size ?? sealed;
     withinSealed(size, sealed, "tree_size");
     if (seq > size) throw new ApiError(400, "validation_failed", `entry ${seq} is not in a tree of ${size} entries`, [{ field: "tree_size", message: `at least ${seq}` }]);
-    const proof = await new TreeReader(db, orgId).rangeHashes(auditPath(seq - 1, size));
-    return c.json({ seq, leaf_index: seq - 1, tree_size: size, leaf: auditLeaf(entry), proof: proof.map(toBase64) }, 200);
+    const tree = new TreeReader(db, orgId);
+    const [leafHash] = await tree.nodes([{ level: 0, index: seq - 1 }]);
+    return c.json(
+      {
+        seq,
+        leaf_index: seq - 1,
+        tree_size: size,
+        leaf: found.removed ? null : auditLeaf(found.row),
+        leaf_hash: toBase64(leafHash),
+        ...(found.removed ? { removed: true } : {}),
+        ...(found.archived ? { archive: { segments_read: 1, partial: false } } : {}),
+        proof: (await tree.rangeHashes(auditPath(seq - 1, size))).map(toBase64),
+      },
+      200,
+    );
   },
 );
 

@@ -3,12 +3,14 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { auditData, changeDetails, changeType, submitterOf, timeWarning, type TimeLimits } from "../domain/audit";
 import { isoTime } from "../domain/clock";
-import { notFound } from "../domain/errors";
+import { ApiError, notFound } from "../domain/errors";
 import { timestamp, type ChangeEvent } from "../domain/event";
 import { auditLeaf } from "../domain/leaf";
 import { SUBMITTER_TYPES } from "../domain/provenance";
-import { findAuditEntry, listAudit, seqOfLegacyId, type AuditCursor, type AuditFilters } from "../db/audit-queries";
+import { seqOfLegacyId, type AuditCursor, type AuditFilters } from "../db/audit-queries";
 import { database } from "../db/client";
+import { ArchiveReader, findEntry, listEntries, logStore, removedThrough, type AuditPage, type LogStore } from "../audit/entries";
+import { removedLeafHashes } from "../audit/tree";
 import type { AuditEntryRow } from "../db/schema";
 import { config } from "../env";
 import { requireOrganisation } from "./auth";
@@ -86,10 +88,18 @@ const AuditEntry = z
   })
   .openapi("AuditEntry");
 
+export const ArchiveRead = z
+  .object({
+    segments_read: z.number().int(),
+    partial: z.boolean().openapi({ description: "true: the answer stopped at its bound of archive segments; the page may hold fewer entries than page_size. Follow `next`." }),
+  })
+  .openapi("ArchiveRead", { description: "Present when the answer read entries from the R2 archive (AUDIT_HOT_DAYS)" });
+
 const AuditEntryDetail = AuditEntry.extend({
   change_type: z.enum(["CREATE", "UPDATE", "DELETE"]),
   change_details: z.array(z.object({ field: z.string(), old: z.unknown(), new: z.unknown() })),
   api_key_name: z.string().nullable(),
+  archive: ArchiveRead.optional(),
 }).openapi("AuditEntryDetail");
 
 /** One entry as every API answer and page shows it. */
@@ -117,14 +127,14 @@ auditRoutes.openapi(
     summary: "Audit entries, newest first, filtered",
     security,
     request: { query: AuditFiltersSchema.extend({ page_size: pageSize, cursor: z.string().max(512).optional() }) },
-    responses: { 200: json(page(AuditEntry), "A page of entries"), ...errorResponses },
+    responses: { 200: json(page(AuditEntry).extend({ archive: ArchiveRead.optional() }), "A page of entries"), ...errorResponses },
   }),
   async (c) => {
     const { page_size, cursor, ...filters } = c.req.valid("query");
     const after = cursor ? decodeCursor<AuditCursor>(cursor, ["string", "number"]) : undefined;
-    const { rows, next } = await listAudit(database(c.env.DB), c.get("orgId"), filters, page_size, after);
+    const { rows, next, archive } = await listEntries(logStore(c.env), c.get("orgId"), filters, page_size, after);
     const limits = config(c.env).auditTimeLimits;
-    return c.json({ results: rows.map((row) => auditResult(row, limits)), next: next ? encodeCursor(next) : null }, 200);
+    return c.json({ results: rows.map((row) => auditResult(row, limits)), next: next ? encodeCursor(next) : null, ...(archive ? { archive } : {}) }, 200);
   },
 );
 
@@ -143,12 +153,22 @@ auditRoutes.openapi(
   }),
   async (c) => {
     const { format, ...filters } = c.req.valid("query");
+    const store = logStore(c.env);
+    const orgId = c.get("orgId");
+    const reader = new ArchiveReader(store, orgId);
     // The first page is read before answering, so a failure is an error answer, not an empty 200.
-    const first = await listAudit(database(c.env.DB), c.get("orgId"), filters, EXPORT_PAGE);
-    const stream = exportStream(c.env.DB, c.get("orgId"), filters, format, config(c.env).auditTimeLimits, first);
+    const first = await listEntries(store, orgId, filters, EXPORT_PAGE, undefined, reader);
+    // An unfiltered NDJSON export ends with the leaf hashes of entries retention removed, so the
+    // whole tree can still be checked offline (npm run verify).
+    const removed = format === "ndjson" && Object.values(filters).every((v) => v === undefined) ? await removedThrough(store.db, orgId) : 0;
+    const segments = (await reader.segments()).filter((s) => (!filters.since || s.sortMax >= filters.since) && (!filters.until || s.sortMin <= filters.until));
+    const stream = exportStream(store, orgId, filters, format, config(c.env).auditTimeLimits, first, reader, removed);
     return c.body(stream, 200, {
       "Content-Type": format === "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson",
       "Content-Disposition": `attachment; filename="flaghook-audit.${format}"`,
+      // Says the export reaches into the R2 archive, and how far: it reads these segments as it streams.
+      ...(segments.length ? { "Flaghook-Archive": `segments=${segments.length}` } : {}),
+      ...(removed ? { "Flaghook-Removed-Through": String(removed) } : {}),
     });
   },
 );
@@ -182,8 +202,11 @@ auditRoutes.openapi(
     responses: { 200: json(AuditEntryDetail, "The entry"), ...errorResponses },
   }),
   async (c) => {
-    const row = await findAuditEntry(database(c.env.DB), c.get("orgId"), c.req.valid("param").id);
-    if (!row) throw notFound("audit entry");
+    const seq = c.req.valid("param").id;
+    const found = await findEntry(logStore(c.env), c.get("orgId"), seq);
+    if (!found) throw notFound("audit entry");
+    if (found.removed) throw removedEntry(seq);
+    const { row, archived } = found;
     const event = JSON.parse(row.event) as ChangeEvent;
     return c.json(
       {
@@ -191,6 +214,7 @@ auditRoutes.openapi(
         change_type: changeType(event),
         change_details: changeDetails(event),
         api_key_name: row.apiKeyName,
+        ...(archived ? { archive: { segments_read: 1, partial: false } } : {}),
       },
       200,
     );
@@ -254,26 +278,53 @@ function csvCell(value: unknown): string {
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
-type AuditPage = Awaited<ReturnType<typeof listAudit>>;
+/** GET of an entry retention removed: 410, saying what is left of it. */
+export const removedEntry = (seq: number) =>
+  new ApiError(410, "removed_by_retention", `entry ${seq} was removed by the retention policy (AUDIT_RETENTION_DAYS); its leaf hash stays in the signed tree`);
 
 /**
- * Pages through the log with the same keyset as the list, so memory stays flat at any size. Each
- * NDJSON line also carries `leaf`, the canonical text the signed log hashes (npm run verify).
+ * Pages through the log with the same keyset as the list, so memory stays flat at any size (the
+ * archive's segments are read as the pages reach them, two kept at a time). Each NDJSON line also
+ * carries `leaf`, the canonical text the signed log hashes (npm run verify); after them come entries
+ * `removed` by retention, newest first, as `{"seq", "removed": true, "leaf_hash"}`.
  */
-function exportStream(d1: D1Database, orgId: number, filters: AuditFilters, format: "ndjson" | "csv", limits: TimeLimits, first: AuditPage) {
+function exportStream(
+  store: LogStore,
+  orgId: number,
+  filters: AuditFilters,
+  format: "ndjson" | "csv",
+  limits: TimeLimits,
+  first: AuditPage,
+  reader: ArchiveReader,
+  removed: number,
+) {
   const encoder = new TextEncoder();
   let after: AuditCursor | undefined;
   let pending: AuditPage | null = first;
+  let done = false;
+  let removedFrom = removed;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
+      if (done) {
+        // Removed entries' leaf hashes, a few tiles (256 each) a pull.
+        const lo = Math.max(1, removedFrom - 4095);
+        const hashes = await removedLeafHashes(store.db, orgId, lo, removedFrom);
+        let out = "";
+        for (let seq = removedFrom; seq >= lo; seq--) out += JSON.stringify({ seq, removed: true, leaf_hash: hashes.get(seq) ?? null }) + "\n";
+        controller.enqueue(encoder.encode(out));
+        removedFrom = lo - 1;
+        if (removedFrom < 1) controller.close();
+        return;
+      }
       let out = "";
       if (pending === first && format === "csv") out += CSV_COLUMNS.join(",") + "\r\n";
-      const { rows, next } = pending ?? (await listAudit(database(d1), orgId, filters, EXPORT_PAGE, after));
+      const { rows, next } = pending ?? (await listEntries(store, orgId, filters, EXPORT_PAGE, after, reader));
       pending = null;
       for (const row of rows) out += format === "csv" ? csvRow(row, limits) : JSON.stringify({ ...auditResult(row, limits), leaf: auditLeaf(row) }) + "\n";
       if (out) controller.enqueue(encoder.encode(out));
-      if (!next) controller.close();
-      else after = next;
+      if (next) after = next;
+      else if (removedFrom >= 1) done = true;
+      else controller.close();
     },
   });
 }

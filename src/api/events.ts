@@ -5,7 +5,8 @@ import { ApiError, notFound } from "../domain/errors";
 import { changeEvent, eventBatch } from "../domain/event";
 import { isFlagsmithWebhookBody } from "../domain/flagsmith";
 import { database } from "../db/client";
-import { auditEntries, deliveries, relayedEvents } from "../db/schema";
+import { auditEventIds } from "../db/derived";
+import { deliveries, relayedEvents } from "../db/schema";
 import { config } from "../env";
 import { acceptEvents } from "../ingest/accept";
 import { isOwnEventId } from "../ingest/event-id";
@@ -118,10 +119,11 @@ eventRoutes.openapi(
     const { event_id } = c.req.valid("param");
     const orgId = c.get("orgId");
     const db = database(c.env.DB);
+    // The event ids table outlives entries moved to the archive.
     const [entry] = await db
-      .select({ seq: auditEntries.seq })
-      .from(auditEntries)
-      .where(and(eq(auditEntries.orgId, orgId), eq(auditEntries.eventId, event_id)));
+      .select({ seq: auditEventIds.seq })
+      .from(auditEventIds)
+      .where(and(eq(auditEventIds.orgId, orgId), eq(auditEventIds.eventId, event_id)));
     // A FLAG_UPDATED / FLAG_DELETED relayed from Flagsmith is recorded without an audit entry.
     const [relayed] = entry
       ? []

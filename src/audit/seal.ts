@@ -5,7 +5,7 @@ import { asc, and, eq, gt, lte, sql } from "drizzle-orm";
 import { checkpointBody, logOrigin, signedNote } from "../domain/checkpoint";
 import { isoTime, now } from "../domain/clock";
 import { toBase64, utf8 } from "../domain/crypto";
-import { auditLeaf } from "../domain/leaf";
+import { auditLeaf, type LeafSource } from "../domain/leaf";
 import { leafHash } from "../domain/merkle";
 import { grownTiles, TILE_WIDTH } from "../domain/tiles";
 import { database, runBatch, type Db } from "../db/client";
@@ -13,6 +13,7 @@ import { auditCheckpoints, auditEntries } from "../db/schema";
 import { config, type Env } from "../env";
 import { enqueueDeliveries } from "../queues";
 import { storeCheckpoint } from "./checkpoints";
+import { ArchiveReader, entriesBetween, logStore, type LogStore } from "./entries";
 import { logEventDeliveries } from "./events";
 import { loadSigner, type Signer } from "./signer";
 import { TreeReader, writeTiles } from "./tree";
@@ -50,14 +51,23 @@ export const leafColumns = {
   event: auditEntries.event,
 };
 
-/** The entries seq (from, to], in order, as leaf sources, a page at a time (memory stays flat). */
-export async function* leafPages(db: Db, orgId: number, from: number, to: number) {
+/**
+ * The entries seq (from, to], in order, as leaf sources, a page at a time (memory stays flat): from
+ * D1, and from the archive for numbers D1 no longer holds.
+ */
+export async function* leafPages(store: LogStore, orgId: number, from: number, to: number, reader = new ArchiveReader(store, orgId)) {
   for (let after = from; after < to; after += READ_PAGE) {
-    yield await db
+    const last = Math.min(to, after + READ_PAGE);
+    const rows: LeafSource[] = await store.db
       .select(leafColumns)
       .from(auditEntries)
-      .where(and(eq(auditEntries.orgId, orgId), gt(auditEntries.seq, after), lte(auditEntries.seq, Math.min(to, after + READ_PAGE))))
+      .where(and(eq(auditEntries.orgId, orgId), gt(auditEntries.seq, after), lte(auditEntries.seq, last)))
       .orderBy(asc(auditEntries.seq));
+    if (rows.length < last - after && (await reader.segments()).some((s) => s.seqLo <= last && s.seqHi > after)) {
+      yield await entriesBetween(store, orgId, after + 1, last, reader);
+    } else {
+      yield rows;
+    }
   }
 }
 
@@ -125,7 +135,7 @@ async function sealLog(env: Env, db: Db, signer: Signer, head: LogHead): Promise
   if (target > size) {
     // Only the leaf hashes are kept, and hashing stops at the first missing number: a gap is never sealed over.
     const hashes: Uint8Array[] = [];
-    for await (const page of leafPages(db, head.orgId, size, target)) {
+    for await (const page of leafPages(logStore(env), head.orgId, size, target)) {
       const next = size + hashes.length + 1;
       let k = 0;
       while (k < page.length && page[k].seq === next + k) k++;

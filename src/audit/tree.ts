@@ -2,9 +2,9 @@
 // tiles, one query), writing grown tiles, and the hash of any range. Proofs, sealing and
 // verification all read the tree through this, never through the leaves.
 import { sql } from "drizzle-orm";
-import { fromHex } from "../domain/crypto";
+import { fromHex, toBase64 } from "../domain/crypto";
 import { foldRight, subtrees, type Node, type Range } from "../domain/merkle";
-import { nodeFromTile, tileSpan, type Tile, type TileKey } from "../domain/tiles";
+import { hashAt, nodeFromTile, tileSpan, tileWidth, TILE_WIDTH, type Tile, type TileKey } from "../domain/tiles";
 import type { Db, Statement } from "../db/client";
 
 const key = (t: TileKey) => `${t.level}/${t.index}`;
@@ -79,4 +79,19 @@ export function writeTiles(orgId: number, tiles: readonly Tile[]): Statement[] {
           on conflict (org_id, level, idx) do update set hashes = excluded.hashes
           where length(excluded.hashes) > length(audit_tiles.hashes)`,
   );
+}
+
+/** The sealed leaf hashes (base64) of entries lo..hi, by seq: what is left of entries retention removed. */
+export async function removedLeafHashes(db: Db, orgId: number, lo: number, hi: number): Promise<Map<number, string>> {
+  const tree = new TreeReader(db, orgId);
+  const first = Math.floor((lo - 1) / TILE_WIDTH);
+  const last = Math.floor((hi - 1) / TILE_WIDTH);
+  await tree.load(Array.from({ length: last - first + 1 }, (_, i) => ({ level: 0, index: first + i })));
+  const out = new Map<number, string>();
+  for (let seq = lo; seq <= hi; seq++) {
+    const tile = tree.tile({ level: 0, index: Math.floor((seq - 1) / TILE_WIDTH) });
+    const at = (seq - 1) % TILE_WIDTH;
+    if (tile && tileWidth(tile) > at) out.set(seq, toBase64(hashAt(tile, at)));
+  }
+  return out;
 }

@@ -1,15 +1,18 @@
 // Verification: the entries stored in D1 recomputed against the latest signed checkpoint. Used by
 // GET /api/v1/audit/verify (a window of the log per request) and by the scheduled handler (a
 // rolling window per organisation, which records a system entry and an alert event on failure).
-import { sql } from "drizzle-orm";
+import { and, eq, gte, lte, sql } from "drizzle-orm";
 import { parseCheckpoint } from "../domain/checkpoint";
 import { timingSafeEqual, toBase64, utf8 } from "../domain/crypto";
-import { auditLeaf } from "../domain/leaf";
+import { auditLeaf, type LeafSource } from "../domain/leaf";
 import { completeTreeHash, leafHash } from "../domain/merkle";
 import { hashAt, tileWidth, TILE_WIDTH, type TileKey } from "../domain/tiles";
 import type { Db } from "../db/client";
+import { auditEntries } from "../db/schema";
 import { laterCheckpointInR2, latestCheckpoint } from "./checkpoints";
-import { leafPages } from "./seal";
+import { removedThrough, type LogStore } from "./entries";
+import { leafColumns, leafPages } from "./seal";
+import { SegmentUnreadable } from "./segments";
 import type { Signer } from "./signer";
 import { MissingNode, TreeReader } from "./tree";
 
@@ -22,7 +25,10 @@ export interface Problem {
 export interface Verification {
   ok: boolean;
   tree_size: number;
+  /** Entries whose content was checked (those retention removed have only their sealed hash left). */
   checked: number;
+  /** Entries 1..removed_through were removed by retention: not problems, and not checkable. */
+  removed_through: number;
   /** The window of entries checked (seq, inclusive), and where the next window starts. */
   from: number;
   to: number;
@@ -54,7 +60,8 @@ export async function verifyLog(
   const checkpoint = await latestCheckpoint(db, orgId);
   const laterSize = await laterCheckpointInR2(bucket, orgId, checkpoint?.treeSize ?? 0);
   if (laterSize !== null) report(null, `R2 keeps a checkpoint of ${laterSize} entries, more than the latest in D1: entries or checkpoints were removed`);
-  if (!checkpoint) return { ok: problems.length === 0, tree_size: 0, checked: 0, from: window.from, to: window.from - 1, next: null, problems };
+  const removed = await removedThrough(db, orgId);
+  if (!checkpoint) return { ok: problems.length === 0, tree_size: 0, checked: 0, removed_through: removed, from: window.from, to: window.from - 1, next: null, problems };
 
   const size = checkpoint.treeSize;
   const parsed = parseCheckpoint(checkpoint.note);
@@ -71,14 +78,16 @@ export async function verifyLog(
   const from = Math.max(1, window.from);
   const to = Math.min(size, from + window.limit - 1);
   const tree = new TreeReader(db, orgId);
+  let checked = 0;
   if (from <= to) {
     await checkTreeAlong(tree, size, checkpoint.rootHash, from - 1, to, report);
-    await checkLeaves(db, tree, orgId, from, to, report);
+    checked = await checkLeaves({ db, bucket }, tree, orgId, Math.max(from, removed + 1), to, report);
   }
   return {
     ok: problems.length === 0,
     tree_size: size,
-    checked: Math.max(0, to - from + 1),
+    checked,
+    removed_through: removed,
     from,
     to,
     next: to < size ? to + 1 : null,
@@ -123,19 +132,34 @@ async function checkTreeAlong(tree: TreeReader, size: number, rootHash: string, 
   }
 }
 
-/** Every entry seq from..to is there once, and its leaf hashes to the leaf hash sealed at its place. */
-async function checkLeaves(db: Db, tree: TreeReader, orgId: number, from: number, to: number, report: (seq: number | null, p: string) => void) {
-  const rows = [];
-  for await (const page of leafPages(db, orgId, from - 1, to)) rows.push(...page);
+/**
+ * Every entry seq from..to is there once (in D1 or the archive), and its leaf hashes to the leaf hash
+ * sealed at its place. Answers how many entries were checked.
+ */
+async function checkLeaves(store: LogStore, tree: TreeReader, orgId: number, from: number, to: number, report: (seq: number | null, p: string) => void): Promise<number> {
+  if (from > to) return 0;
+  const rows: LeafSource[] = [];
+  const unreadable = new Set<number>();
+  try {
+    for await (const page of leafPages(store, orgId, from - 1, to)) rows.push(...page);
+  } catch (err) {
+    if (!(err instanceof SegmentUnreadable)) throw err;
+    // The D1 rows of the window still count; the segment's entries are reported as unreadable.
+    report(null, err.message);
+    for (let seq = err.segment.seqLo; seq <= err.segment.seqHi; seq++) unreadable.add(seq);
+    rows.push(...(await store.db.select(leafColumns).from(auditEntries).where(and(eq(auditEntries.orgId, orgId), gte(auditEntries.seq, from), lte(auditEntries.seq, to)))));
+  }
   await tree.load(Array.from({ length: Math.floor((to - 1) / TILE_WIDTH) - Math.floor((from - 1) / TILE_WIDTH) + 1 }, (_, i) => ({ level: 0, index: Math.floor((from - 1) / TILE_WIDTH) + i })));
-  const bySeq = new Map<number, (typeof rows)[number][]>();
+  const bySeq = new Map<number, LeafSource[]>();
+  let checked = 0;
   for (const row of rows) bySeq.set(row.seq, [...(bySeq.get(row.seq) ?? []), row]);
   for (let seq = from; seq <= to; seq++) {
     const found = bySeq.get(seq) ?? [];
     if (!found.length) {
-      report(seq, "missing: the checkpoint covers this entry but D1 has no row for it");
+      if (!unreadable.has(seq)) report(seq, "missing: the checkpoint covers this entry but neither D1 nor the archive holds it");
       continue;
     }
+    checked++;
     if (found.length > 1) report(seq, `${found.length} rows claim this number`);
     const tile = tree.tile({ level: 0, index: Math.floor((seq - 1) / TILE_WIDTH) });
     const sealed = tile && tileWidth(tile) > (seq - 1) % TILE_WIDTH ? hashAt(tile, (seq - 1) % TILE_WIDTH) : null;
@@ -147,4 +171,5 @@ async function checkLeaves(db: Db, tree: TreeReader, orgId: number, from: number
       if (!equal(await leafHash(utf8(auditLeaf(row))), sealed)) report(seq, "changed: the entry does not hash to the leaf that was sealed");
     }
   }
+  return checked;
 }

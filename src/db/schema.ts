@@ -110,7 +110,9 @@ export const features = sqliteTable(
 
 /**
  * Append-only: rows are inserted by the recorder and only `fanned_out` ever changes. `id` is internal;
- * the API names an entry by its `seq` within the organisation (its position in the Merkle log).
+ * the API names an entry by its `seq` within the organisation (its position in the Merkle log). Event
+ * ids are unique per organisation through audit_event_ids (src/db/derived.ts), which a trigger fills
+ * and which outlives the row when it moves to the archive.
  */
 export const auditEntries = sqliteTable(
   "audit_entries",
@@ -150,11 +152,16 @@ export const auditEntries = sqliteTable(
     receivedAt: ms("received_at").notNull(),
     /** The list order: created_date, but never later than receipt (a claimed future cannot pin an entry on top). */
     sortTime: text("sort_time").notNull().default(""),
+    /**
+     * The latest sort time of the organisation's entries up to this one (by seq), when it is later
+     * than this entry's own (the entry arrived out of time order); null otherwise. Search walks the
+     * log by seq and stops once this says no earlier entry can still sort higher (db/audit-search.ts).
+     */
+    sortWatermark: text("sort_wm"),
     recordedAt: ms("recorded_at").notNull(),
     fannedOut: integer("fanned_out", { mode: "boolean" }).notNull().default(false),
   },
   (t) => [
-    uniqueIndex("audit_event").on(t.orgId, t.eventId),
     uniqueIndex("audit_seq").on(t.orgId, t.seq),
     index("audit_legacy").on(t.orgId, t.legacyId).where(sql`legacy_id is not null`),
     // Every list filter pages newest first by (sort_time, seq) within the organisation.
@@ -187,6 +194,41 @@ export const auditTiles = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.orgId, t.level, t.idx] })],
 );
+
+/**
+ * The R2 archive of an organisation's log (src/audit/archive.ts): each row one gzipped NDJSON object
+ * holding entries seq_lo..seq_hi (every one of them, in seq order, as their audit_entries rows), and
+ * the time range they cover, so a read knows which objects can hold what it looks for.
+ */
+export const auditSegments = sqliteTable(
+  "audit_segments",
+  {
+    orgId: integer("org_id").notNull(),
+    seqLo: integer("seq_lo").notNull(),
+    seqHi: integer("seq_hi").notNull(),
+    key: text("key").notNull(), // archive/<org>/<seq_lo>-<seq_hi>.ndjson.gz
+    entries: integer("entries").notNull(),
+    bytes: integer("bytes").notNull(), // the object's size, gzipped
+    sha256: text("sha256").notNull(), // hex, of the NDJSON before compression
+    sortMin: text("sort_min").notNull(),
+    sortMax: text("sort_max").notNull(),
+    receivedMax: ms("received_max").notNull(),
+    createdAt: ms("created_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.orgId, t.seqLo] })],
+);
+
+/**
+ * What AUDIT_RETENTION_DAYS removed of an organisation's log: entries 1..removed_through, from D1
+ * or the archive. Their leaf hashes stay in audit_tiles, so the tree and every later entry still verify.
+ */
+export const auditRetention = sqliteTable("audit_retention", {
+  orgId: integer("org_id").primaryKey(),
+  removedThrough: integer("removed_through").notNull(),
+  /** The newest receipt among the removed entries. */
+  receivedMax: ms("received_max").notNull(),
+  updatedAt: ms("updated_at").notNull(),
+});
 
 /** Signed tree heads (C2SP tlog-checkpoint notes), one per seal of an organisation's log. */
 export const auditCheckpoints = sqliteTable(
@@ -415,6 +457,7 @@ export const historyBackfill = sqliteTable("history_backfill", {
 
 export type AuditEntryRow = typeof auditEntries.$inferSelect;
 export type AuditCheckpointRow = typeof auditCheckpoints.$inferSelect;
+export type AuditSegmentRow = typeof auditSegments.$inferSelect;
 export type WebhookRow = typeof webhooks.$inferSelect;
 export type DeliveryRow = typeof deliveries.$inferSelect;
 export type AttemptRow = typeof attempts.$inferSelect;

@@ -1,5 +1,5 @@
 // The scheduled sweeper: what a lost queue message or a crash left behind is picked up here,
-// and old deliveries (and, if configured, audit entries) are pruned.
+// and old deliveries are pruned (audit retention: src/audit/archive.ts).
 import { and, eq, inArray, lt, sql } from "drizzle-orm";
 import { now } from "../domain/clock";
 import { database, runBatch } from "../db/client";
@@ -58,9 +58,5 @@ export async function sweep(env: Env): Promise<{ requeued: number; fannedOut: nu
   await db.delete(relayedEvents).where(lt(relayedEvents.recordedAt, cutoff));
   // Expired admin-page sessions are refused when read; their rows go here.
   await db.delete(uiSessions).where(lt(uiSessions.expiresAt, at));
-  if (cfg.auditRetentionDays !== null) {
-    const auditCutoff = new Date(at - cfg.auditRetentionDays * DAY).toISOString();
-    await db.delete(auditEntries).where(lt(auditEntries.createdDate, auditCutoff));
-  }
   return { requeued: overdue.length, fannedOut: stranded.length, pruned: old.length };
 }

@@ -77,7 +77,7 @@ function insertChanges(json: string): SQL {
       select ${at(ORG)} as org_id, ${environment} as environment_id, ${at(FEATURE)} as feature_id, ${at(SCOPE)} as scope,
         ${at(SUBJECT)} as subject, ${at(AT)} as changed_at, ${at(CHANGE)} as change, ${at(PRIORITY)} as priority,
         ${at(FEATURE_NAME)} as feature_name, ${at(SUBJECT_ID)} as subject_id, ${at(SUBJECT_NAME)} as subject_name,
-        (select a.seq from audit_entries a where a.org_id = ${at(ORG)} and a.event_id = ${at(EVENT)}) as audit_entry_id,
+        (select a.seq from audit_event_ids a where a.org_id = ${at(ORG)} and a.event_id = ${at(EVENT)}) as audit_entry_id,
         ${at(EVENT)} as event_id, ${at(AUTHOR)} as author, ${at(BEFORE)} as reported_before, ${at(RECORDED)} as recorded_at,
         ${at(LISTED)} as listed
       ${fromRows(json)}

@@ -8,6 +8,7 @@ import type { ChangeEvent } from "../domain/event";
 import { planDeliveries, planRelayed } from "../domain/fanout";
 import { flagEventType } from "../domain/payload";
 import { inJson, insertRows } from "../db/bulk";
+import { auditEventIds } from "../db/derived";
 import { database, runBatch, type Db, type Statement } from "../db/client";
 import { deliveryId, deliveryRow, enabledWebhooks, insertDeliveries } from "../db/deliveries";
 import { auditEntries, environments, features, projects, relayedEvents, type AuditEntryRow } from "../db/schema";
@@ -31,7 +32,7 @@ export async function recordEvents(env: Env, messages: readonly IngestMessage[])
   const recordedAt = now();
   const audited = messages.filter((m) => !isRelayedFlagEvent(m));
   // A replayed event changes nothing, not even the names of its project and environment.
-  const fresh = await unrecorded(db, audited, auditEntries);
+  const fresh = await unrecorded(db, audited, auditEventIds);
   const relayed = await relayWrites(db, await unrecorded(db, messages.filter(isRelayedFlagEvent), relayedEvents), recordedAt);
   const upserts = upsertScopes(db, [...fresh, ...relayed.fresh], recordedAt);
   const inserts = insertAuditEntries(fresh, recordedAt);
@@ -158,17 +159,18 @@ const fanOutColumns = {
 /** A stored entry as fan-out takes it (the sweeper's stranded entries). */
 export const fanOutEntry = (row: AuditEntryRow): FanOutEntry => ({ ...row, event: JSON.parse(row.event) as ChangeEvent });
 
-/** The audit columns an insert writes, in the order of `auditEntryRow` (seq last: computed in SQL). */
+/** The audit columns an insert writes, in the order of `auditEntryRow` (seq and the watermark last: computed in SQL). */
 const auditInsertColumns: Column[] = [
   auditEntries.orgId, auditEntries.eventId, auditEntries.type, auditEntries.createdDate, auditEntries.log,
   auditEntries.searchText, auditEntries.authorId, auditEntries.authorEmail, auditEntries.author, auditEntries.apiKeyName,
   auditEntries.projectId, auditEntries.projectName, auditEntries.environmentId, auditEntries.environmentName,
   auditEntries.environmentApiKey, auditEntries.scopeExtras, auditEntries.relatedObjectId, auditEntries.relatedObjectType, auditEntries.relatedObjectUuid, auditEntries.isSystemEvent,
   auditEntries.event, auditEntries.submitterType, auditEntries.submitterId, auditEntries.submitterName,
-  auditEntries.receivedAt, auditEntries.sortTime, auditEntries.recordedAt, auditEntries.seq,
+  auditEntries.receivedAt, auditEntries.sortTime, auditEntries.recordedAt, auditEntries.seq, auditEntries.sortWatermark,
 ];
 const position = (column: Column) => auditInsertColumns.indexOf(column);
 const orgOf = `value ->> ${position(auditEntries.orgId)}`;
+const sortOf = `value ->> ${position(auditEntries.sortTime)}`;
 
 const auditInsertSql = {
   expressions: {
@@ -180,9 +182,14 @@ const auditInsertSql = {
     // inserts a row, and a D1 batch is one transaction on its single writer: no two entries of an
     // organisation get one number, and none is skipped (the unique index audit_seq would fail the batch).
     seq: `coalesce((select max(a.seq) from audit_entries a where a.org_id = ${orgOf}), 0) + row_number() over (partition by ${orgOf} order by key)`,
+    // The latest sort time so far in seq order (the organisation's last entry's watermark, then this
+    // batch's entries up to this one), kept only when it is later than this entry's own.
+    sort_wm: `nullif(max(
+      coalesce((select coalesce(a.sort_wm, a.sort_time) from audit_entries a where a.org_id = ${orgOf} order by a.seq desc limit 1), ''),
+      max(${sortOf}) over (partition by ${orgOf} order by key)), ${sortOf})`,
   },
   // An event recorded meanwhile (a duplicate message) takes no number.
-  where: `not exists (select 1 from audit_entries a where a.org_id = ${orgOf} and a.event_id = value ->> ${position(auditEntries.eventId)})`,
+  where: `not exists (select 1 from audit_event_ids a where a.org_id = ${orgOf} and a.event_id = value ->> ${position(auditEntries.eventId)})`,
   onConflict: "fail" as const,
   returning: Object.values(fanOutColumns),
 };
@@ -202,7 +209,7 @@ function auditEntryRow(m: IngestMessage, recordedAt: number): unknown[] {
     f.orgId, m.eventId, f.type, f.createdDate, f.log, f.searchText, f.authorId, f.authorEmail, f.author, f.apiKeyName,
     f.projectId, f.projectName, f.environmentId, f.environmentName, f.environmentApiKey, f.scopeExtras, f.relatedObjectId, f.relatedObjectType,
     f.relatedObjectUuid, f.isSystemEvent ? 1 : 0, JSON.stringify(m.event), by?.type ?? null, by?.id ?? null, by?.name ?? null,
-    m.receivedAt, sortTime(createdDate, m.receivedAt), recordedAt, null,
+    m.receivedAt, sortTime(createdDate, m.receivedAt), recordedAt, null, null,
   ];
 }
 
@@ -217,10 +224,11 @@ async function notFannedOut(db: Db, messages: readonly IngestMessage[]): Promise
   const entries: FanOutEntry[] = [];
   for (const [orgId, group] of groupBy(messages, (m) => m.orgId)) {
     const ids = group.map((m) => m.eventId);
+    const seqs = db.select({ seq: auditEventIds.seq }).from(auditEventIds).where(and(eq(auditEventIds.orgId, orgId), inJson(auditEventIds.eventId, ids)));
     const rows = await db
       .select()
       .from(auditEntries)
-      .where(and(eq(auditEntries.orgId, orgId), inJson(auditEntries.eventId, ids), eq(auditEntries.fannedOut, false)));
+      .where(and(eq(auditEntries.orgId, orgId), inArray(auditEntries.seq, seqs), eq(auditEntries.fannedOut, false)));
     entries.push(...rows.map(fanOutEntry));
   }
   return entries;
@@ -326,7 +334,7 @@ async function relayWrites(db: Db, fresh: readonly IngestMessage[], at: number) 
 async function unrecorded(
   db: Db,
   messages: readonly IngestMessage[],
-  table: typeof auditEntries | typeof relayedEvents,
+  table: typeof auditEventIds | typeof relayedEvents,
 ): Promise<IngestMessage[]> {
   const fresh = new Map(messages.map((m) => [`${m.orgId}:${m.eventId}`, m]));
   for (const [orgId, group] of groupBy(messages, (m) => m.orgId)) {

@@ -1,11 +1,12 @@
 // Reading deliveries and their attempts; redelivering one, or recovering a webhook's failures.
-import { and, asc, desc, eq, getTableColumns, gte, inArray, lt, ne, or, sql, type SQL } from "drizzle-orm";
+import { and, asc, desc, eq, getTableColumns, gte, inArray, isNotNull, lt, ne, or, sql, type SQL } from "drizzle-orm";
 import type { Submitter } from "../domain/provenance";
 import { isoTime, now } from "../domain/clock";
 import { ApiError, notFound } from "../domain/errors";
 import { chunk } from "../domain/collections";
 import { database, runBatch, type Db } from "../db/client";
-import { attempts, auditEntries, deliveries, webhooks, type AttemptRow, type DeliveryRow } from "../db/schema";
+import { auditEventIds } from "../db/derived";
+import { attempts, deliveries, webhooks, type AttemptRow, type DeliveryRow } from "../db/schema";
 import { enqueueDeliveries } from "../queues";
 import type { Env } from "../env";
 import { recordSystemEvent } from "../ingest/system-events";
@@ -17,12 +18,15 @@ export type DeliveryCursor = [number, string];
 /** A delivery with the number (seq) of its audit entry, which the API calls the entry's id. */
 export type DeliveryView = DeliveryRow & { auditSeq: number | null };
 
-/** Deliveries joined to their audit entry's seq (deliveries keep the entry's internal id). */
+/**
+ * Deliveries joined to their audit entry's seq, through the event id (the event ids table outlives
+ * entries moved to the archive); deliveries without an entry (relayed flag events) find none.
+ */
 const selectDeliveries = (db: Db) =>
   db
-    .select({ ...getTableColumns(deliveries), auditSeq: auditEntries.seq })
+    .select({ ...getTableColumns(deliveries), auditSeq: auditEventIds.seq })
     .from(deliveries)
-    .leftJoin(auditEntries, eq(auditEntries.id, deliveries.auditEntryId));
+    .leftJoin(auditEventIds, and(isNotNull(deliveries.auditEntryId), eq(auditEventIds.orgId, deliveries.orgId), eq(auditEventIds.eventId, deliveries.eventId)));
 
 export function deliveryOut(d: DeliveryView) {
   return {

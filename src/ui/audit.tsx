@@ -1,14 +1,15 @@
 // The audit log page: every filter of GET /api/v1/audit as a form whose state lives in the URL,
 // keyset pages newest first, and one entry with its change shown as old -> new.
 import { Hono } from "hono";
-import { AuditFiltersSchema, auditResult } from "../api/audit";
+import { AuditFiltersSchema, auditResult, removedEntry } from "../api/audit";
 import { decodeCursor, encodeCursor, pageSize } from "../api/schemas";
 import { changeDetails, changeType } from "../domain/audit";
 import { notFound } from "../domain/errors";
 import type { ChangeEvent } from "../domain/event";
 import type { TimeLimits } from "../domain/audit";
 import { SUBMITTER_TYPES, type Submitter } from "../domain/provenance";
-import { findAuditEntry, listAudit, seqOfLegacyId, type AuditCursor, type AuditFilters } from "../db/audit-queries";
+import { seqOfLegacyId, type AuditCursor, type AuditFilters } from "../db/audit-queries";
+import { findEntry, listEntries, logStore } from "../audit/entries";
 import { database } from "../db/client";
 import type { AuditEntryRow } from "../db/schema";
 import { config } from "../env";
@@ -262,7 +263,7 @@ auditPages.get("/audit", async (c) => {
     );
   }
   const after = cursor ? decodeCursor<AuditCursor>(cursor, ["string", "number"]) : undefined;
-  const { rows, next } = await listAudit(db, session.orgId, parsed.data, limit, after);
+  const { rows, next, archive } = await listEntries(logStore(c.env), session.orgId, parsed.data, limit, after);
   const kept = new URLSearchParams([...url.searchParams].filter(([k]) => k !== "cursor"));
   const here = url.search;
   const nextQuery = new URLSearchParams(kept);
@@ -277,6 +278,12 @@ auditPages.get("/audit", async (c) => {
         {rows.length === 1 ? "1 entry" : `${rows.length} entries`} on this page, newest first
         {cursor ? " (a later page)" : ""}.
       </p>
+      {archive && (
+        <Notice kind="info">
+          Older entries on this page come from the archive ({archive.segments_read === 1 ? "1 segment" : `${archive.segments_read} segments`} read)
+          {archive.partial ? ". The page stopped at its limit of archive reads: it may be short; older entries continue on the next page." : "."}
+        </Notice>
+      )}
       <AuditTable rows={rows} query={here} limits={config(c.env).auditTimeLimits} />
       <nav class="pager" aria-label="Pages">
         {cursor ? (
@@ -308,8 +315,10 @@ auditPages.get("/audit/legacy/:id{[0-9]+}", async (c) => {
 auditPages.get("/audit/:id{[0-9]+}", async (c) => {
   const session = c.get("session");
   const seq = Number(c.req.param("id"));
-  const row = Number.isSafeInteger(seq) ? await findAuditEntry(database(c.env.DB), session.orgId, seq) : undefined;
-  if (!row) throw notFound("audit entry");
+  const found = Number.isSafeInteger(seq) ? await findEntry(logStore(c.env), session.orgId, seq) : undefined;
+  if (!found) throw notFound("audit entry");
+  if (found.removed) throw removedEntry(seq);
+  const row = found.row;
   const entry = auditResult(row, config(c.env).auditTimeLimits);
   const event = JSON.parse(row.event) as ChangeEvent;
   const changes = changeDetails(event);
@@ -323,6 +332,7 @@ auditPages.get("/audit/:id{[0-9]+}", async (c) => {
         <a href={back}>← Back to the audit log</a>
       </p>
       <h1>{entry.log || "(no message)"}</h1>
+      {found.archived && <Notice kind="info">This entry was read from the archive in R2.</Notice>}
       <div class="card">
         <dl class="facts">
           <dt>When</dt>

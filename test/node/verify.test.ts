@@ -15,7 +15,7 @@ import { ROOT, setLogDir, startWorker, wranglerSync } from "../../bench/lib/wran
 const ADMIN_TOKEN = "verify-test-admin-token";
 const SEED = randomBytes(32);
 const ORIGIN = "verify.test";
-const CASES = ["good", "edited", "deleted", "inserted", "swapped", "cut"] as const;
+const CASES = ["good", "edited", "deleted", "inserted", "swapped", "cut", "retained"] as const;
 type Case = (typeof CASES)[number];
 const ENTRIES = 12;
 
@@ -35,7 +35,8 @@ async function start() {
     d1: "flaghook",
     proxy: false,
     readyPath: "/healthz",
-    vars: { ADMIN_TOKEN, SECRETS_KEY: randomBytes(32).toString("base64"), AUDIT_SIGNING_KEY: SEED.toString("base64"), AUDIT_LOG_ORIGIN: ORIGIN },
+    // Entries received over a day ago move to R2, over 30 days ago are removed ("retained" only: the others' are new).
+    vars: { ADMIN_TOKEN, SECRETS_KEY: randomBytes(32).toString("base64"), AUDIT_SIGNING_KEY: SEED.toString("base64"), AUDIT_LOG_ORIGIN: ORIGIN, AUDIT_HOT_DAYS: "1", AUDIT_RETENTION_DAYS: "30" },
   });
 }
 
@@ -97,6 +98,22 @@ beforeAll(async () => {
     await ingest(c, ENTRIES - 1);
   }
   for (const c of CASES) await until(async () => (await count(c)) === ENTRIES, `${c}'s entries`);
+  // "retained": its first 8 entries received long ago (before anything is sealed, so their leaves say
+  // so): 1..4 forty days ago (the archive, then retention, takes them), 5..8 ten days ago (archived).
+  await worker.stop();
+  const received = (days: number) => `received_at - ${days} * 86400000`;
+  const iso = "strftime('%Y-%m-%dT%H:%M:%S', received_at / 1000, 'unixepoch') || '.' || printf('%03d', received_at % 1000) || '000Z'";
+  const retained = `org_id = ${orgs.retained.orgId}`;
+  wranglerSync([
+    "d1", "execute", "flaghook", "--local", "--persist-to", persist, "--config", "wrangler.toml", "--command",
+    [
+      `update audit_entries set received_at = ${received(40)}, recorded_at = ${received(40)} where ${retained} and seq <= 4`,
+      `update audit_entries set received_at = ${received(10)}, recorded_at = ${received(10)} where ${retained} and seq between 5 and 8`,
+      `update audit_entries set created_date = ${iso}, sort_time = ${iso} where ${retained} and seq <= 8`,
+    ].join("; "),
+  ]);
+  await start();
+  // One scheduled run seals, then archives what is sealed and old, then applies retention.
   await seal();
   for (const c of CASES) {
     await until(async () => (await latest(c).catch(() => ({ tree_size: 0 }))).tree_size === ENTRIES, `${c}'s checkpoint`);
@@ -149,6 +166,28 @@ describe("npm run verify", () => {
     writeFileSync(edited, lines.map((l) => JSON.stringify(l)).join("\n") + "\n");
     const bad = spawnSync("python3", [script, edited, note, vkey], { encoding: "utf8" });
     expect([bad.status, bad.stderr]).toEqual([1, expect.stringContaining("the entries are not what was signed")]);
+  });
+
+  it("checks a log part archived and part removed by retention: the removed entries by their leaf hashes, saying so", () => {
+    const { exportFile, note, vkey } = saved.retained;
+    const lines = readFileSync(exportFile, "utf8").trimEnd().split("\n").map((l) => JSON.parse(l) as { seq: number; removed?: boolean });
+    expect(lines.map((l) => [l.seq, l.removed === true])).toEqual(Array.from({ length: ENTRIES }, (_, i) => [ENTRIES - i, ENTRIES - i <= 4]));
+    const run = runVerify([exportFile, "--checkpoint", note, "--key", vkey]);
+    expect(run.out).toContain("removed by retention: entries 1..4: only their sealed leaf hashes are in the export");
+    expect(run.out).toContain(`OK: entries 1..${ENTRIES} are exactly what the checkpoint signs (of them, 1..4 by their leaf hashes only)`);
+    expect(run.status).toBe(0);
+    // A changed hash of a removed entry is found like any changed entry.
+    const forged = lines.map((l) => (l.seq === 2 ? { ...l, leaf_hash: Buffer.alloc(32).toString("base64") } : l));
+    const file = join(dir, "retained-forged.ndjson");
+    writeFileSync(file, forged.map((l) => JSON.stringify(l)).join("\n") + "\n");
+    const bad = runVerify([file, "--checkpoint", note, "--key", vkey]);
+    expect([bad.status, bad.out]).toEqual([1, expect.stringContaining("hash to")]);
+    if (hasCryptography) {
+      const script = join(dir, "verify-retained.py");
+      writeFileSync(script, python!);
+      const ok = spawnSync("python3", [script, exportFile, note, vkey], { encoding: "utf8" });
+      expect([ok.status, ok.stdout.trim()]).toEqual([0, `OK: ${ORIGIN}/org/${orgs.retained.orgId}, entries 1..${ENTRIES}`]);
+    }
   });
 
   it("with two checkpoints, checks that the first log is a prefix of the second", async () => {
