@@ -7,6 +7,7 @@ declare global {
       TEST_MIGRATIONS: D1Migration[];
       TEST_OPERATOR_AUTH_LIMITER: RateLimit;
       MIGRATION_DB: D1Database;
+      DB_2: D1Database;
     }
     interface GlobalProps {
       mainModule: typeof import("../src/index");

@@ -1,7 +1,6 @@
 // One delivery with its attempts, and redelivering it.
 import { createRoute, z } from "@hono/zod-openapi";
 import { WEBHOOK_EVENT_TYPES } from "../domain/fanout";
-import { database } from "../db/client";
 import { deliveryWithAttempts, redeliver } from "../manage/deliveries";
 import { requireOrganisation } from "./auth";
 import { jsonBodyOnly } from "./json-body";
@@ -47,7 +46,7 @@ deliveryRoutes.use("*", requireOrganisation, jsonBodyOnly);
 
 deliveryRoutes.openapi(
   createRoute({ method: "get", path: "/{id}", tags, security, request: { params: idParam }, responses: { 200: json(DeliveryDetail, "The delivery and every attempt"), ...errorResponses } }),
-  async (c) => c.json(await deliveryWithAttempts(database(c.env.DB), c.get("orgId"), c.req.valid("param").id), 200),
+  async (c) => c.json(await deliveryWithAttempts(c.env, c.get("orgId"), c.req.valid("param").id), 200),
 );
 
 deliveryRoutes.openapi(
