@@ -12,8 +12,9 @@ export default defineConfig(async () => {
         main: "./src/index.ts",
         wrangler: { configPath: "./wrangler.toml" },
         miniflare: {
-          // A second, empty database for testing migrations on data stored before them.
-          d1Databases: { DB: "00000000-0000-0000-0000-000000000000", MIGRATION_DB: "migration-test" },
+          // A second, empty database for testing migrations on data stored before them; DB_2 holds the
+          // audit logs of organisations placed there (test/placement.test.ts, README "Past one database").
+          d1Databases: { DB: "00000000-0000-0000-0000-000000000000", MIGRATION_DB: "migration-test", DB_2: "flaghook-2" },
           bindings: {
             TEST_MIGRATIONS: migrations,
             ADMIN_TOKEN: "test-admin-token",

@@ -8,6 +8,7 @@ declare global {
       TEST_OPERATOR_AUTH_LIMITER: RateLimit;
       TEST_DELIVERY_ANALYTICS: AnalyticsEngineDataset;
       MIGRATION_DB: D1Database;
+      DB_2: D1Database;
     }
     interface GlobalProps {
       mainModule: typeof import("../src/index");

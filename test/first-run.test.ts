@@ -139,7 +139,7 @@ describe("organisation settings (operator)", () => {
     const org = await createOrganisation("Settings Co");
     const base = `/api/v1/organisations/${org.orgId}`;
     const fresh = (await (await call(base, { headers: ADMIN })).json()) as Record<string, unknown>;
-    expect(fresh).toEqual({ id: org.orgId, name: "Settings Co", created_at: expect.any(String), access_emails: [], access_domains: [] });
+    expect(fresh).toEqual({ id: org.orgId, name: "Settings Co", created_at: expect.any(String), access_emails: [], access_domains: [], database: "DB" });
 
     const patched = await call(base, {
       method: "PATCH",
@@ -147,7 +147,7 @@ describe("organisation settings (operator)", () => {
       json: { access_emails: [" Ada@Example.COM ", "bob@example.com", "ada@example.com"], access_domains: ["Example.org"] },
     });
     expect(patched.status).toBe(200);
-    const expected = { id: org.orgId, name: "Settings Co", created_at: fresh.created_at, access_emails: ["ada@example.com", "bob@example.com"], access_domains: ["example.org"] };
+    const expected = { id: org.orgId, name: "Settings Co", created_at: fresh.created_at, access_emails: ["ada@example.com", "bob@example.com"], access_domains: ["example.org"], database: "DB" };
     expect(await patched.json()).toEqual(expected);
     expect(await (await call(base, { headers: ADMIN })).json()).toEqual(expected);
     const listed = (await (await call("/api/v1/organisations?page_size=200", { headers: ADMIN })).json()) as { results: { id: number }[] };

@@ -6,7 +6,8 @@ import { logOrigin } from "../domain/checkpoint";
 import { toBase64 } from "../domain/crypto";
 import { auditLeaf } from "../domain/leaf";
 import { auditPath, consistencyProof } from "../domain/merkle";
-import { database } from "../db/client";
+import type { Db } from "../db/client";
+import { logDatabase } from "../db/placement";
 import { config } from "../env";
 import { checkpointOut, latestCheckpoint, listCheckpoints } from "../audit/checkpoints";
 import { requireSigner } from "../audit/signer";
@@ -56,8 +57,8 @@ for (const path of ["/checkpoints", "/checkpoints/*", "/public-key", "/consisten
 }
 
 /** The latest checkpoint's tree size, or 409 while the log has none. */
-async function sealedSize(d1: D1Database, orgId: number): Promise<number> {
-  const latest = await latestCheckpoint(database(d1), orgId);
+async function sealedSize(db: Db, orgId: number): Promise<number> {
+  const latest = await latestCheckpoint(db, orgId);
   if (!latest) throw new ApiError(409, "not_sealed", "the audit log has no checkpoint yet: the scheduled handler seals it every minute");
   return latest.treeSize;
 }
@@ -80,7 +81,7 @@ auditLogRoutes.openapi(
     responses: { 200: json(Checkpoint, "The checkpoint"), ...errorResponses },
   }),
   async (c) => {
-    const row = await latestCheckpoint(database(c.env.DB), c.get("orgId"));
+    const row = await latestCheckpoint(await logDatabase(c.env, c.get("orgId")), c.get("orgId"));
     if (!row) throw notFound("checkpoint");
     return c.json(checkpointOut(row), 200);
   },
@@ -99,7 +100,7 @@ auditLogRoutes.openapi(
   async (c) => {
     const { page_size, cursor } = c.req.valid("query");
     const before = cursor ? decodeCursor<[number]>(cursor, ["number"])[0] : undefined;
-    const { rows, next } = await listCheckpoints(database(c.env.DB), c.get("orgId"), page_size, before);
+    const { rows, next } = await listCheckpoints(await logDatabase(c.env, c.get("orgId")), c.get("orgId"), page_size, before);
     return c.json({ results: rows.map(checkpointOut), next: next === null ? null : encodeCursor([next]) }, 200);
   },
 );
@@ -152,12 +153,13 @@ auditLogRoutes.openapi(
   }),
   async (c) => {
     const orgId = c.get("orgId");
-    const db = database(c.env.DB);
+    const store = await logStore(c.env, orgId);
+    const db = store.db;
     const seq = c.req.valid("param").id;
     // From D1, the archive, or (removed by retention) the tree alone: the audit path never needs the entry.
-    const found = await findEntry(logStore(c.env), orgId, seq);
+    const found = await findEntry(store, orgId, seq);
     if (!found) throw notFound("audit entry");
-    const sealed = await sealedSize(c.env.DB, orgId);
+    const sealed = await sealedSize(db, orgId);
     const size = c.req.valid("query").tree_size ?? sealed;
     withinSealed(size, sealed, "tree_size");
     if (seq > size) throw new ApiError(400, "validation_failed", `entry ${seq} is not in a tree of ${size} entries`, [{ field: "tree_size", message: `at least ${seq}` }]);
@@ -191,12 +193,13 @@ auditLogRoutes.openapi(
   }),
   async (c) => {
     const orgId = c.get("orgId");
-    const sealed = await sealedSize(c.env.DB, orgId);
+    const db = await logDatabase(c.env, orgId);
+    const sealed = await sealedSize(db, orgId);
     const { from } = c.req.valid("query");
     const to = c.req.valid("query").to ?? sealed;
     withinSealed(to, sealed, "to");
     if (from > to) throw new ApiError(400, "validation_failed", "from must not be larger than to", [{ field: "from", message: `at most ${to}` }]);
-    const proof = await new TreeReader(database(c.env.DB), orgId).rangeHashes(consistencyProof(from, to));
+    const proof = await new TreeReader(db, orgId).rangeHashes(consistencyProof(from, to));
     return c.json({ from, to, proof: proof.map(toBase64) }, 200);
   },
 );
@@ -222,6 +225,6 @@ auditLogRoutes.openapi(
   async (c) => {
     const signer = await requireSigner(config(c.env).auditSigningKey);
     const { from, limit } = c.req.valid("query");
-    return c.json(await verifyLog(database(c.env.DB), c.env.AUDIT_BUCKET, signer, c.get("orgId"), { from, limit }), 200);
+    return c.json(await verifyLog(await logDatabase(c.env, c.get("orgId")), c.env.AUDIT_BUCKET, signer, c.get("orgId"), { from, limit }), 200);
   },
 );

@@ -8,7 +8,7 @@ import { timestamp, type ChangeEvent } from "../domain/event";
 import { auditLeaf } from "../domain/leaf";
 import { SUBMITTER_TYPES } from "../domain/provenance";
 import { seqOfLegacyId, type AuditCursor, type AuditFilters } from "../db/audit-queries";
-import { database } from "../db/client";
+import { logDatabase } from "../db/placement";
 import { ArchiveReader, findEntry, listEntries, logStore, removedThrough, type AuditPage, type LogStore } from "../audit/entries";
 import { removedLeafHashes } from "../audit/tree";
 import type { AuditEntryRow } from "../db/schema";
@@ -132,7 +132,7 @@ auditRoutes.openapi(
   async (c) => {
     const { page_size, cursor, ...filters } = c.req.valid("query");
     const after = cursor ? decodeCursor<AuditCursor>(cursor, ["string", "number"]) : undefined;
-    const { rows, next, archive } = await listEntries(logStore(c.env), c.get("orgId"), filters, page_size, after);
+    const { rows, next, archive } = await listEntries(await logStore(c.env, c.get("orgId")), c.get("orgId"), filters, page_size, after);
     const limits = config(c.env).auditTimeLimits;
     return c.json({ results: rows.map((row) => auditResult(row, limits)), next: next ? encodeCursor(next) : null, ...(archive ? { archive } : {}) }, 200);
   },
@@ -153,8 +153,8 @@ auditRoutes.openapi(
   }),
   async (c) => {
     const { format, ...filters } = c.req.valid("query");
-    const store = logStore(c.env);
     const orgId = c.get("orgId");
+    const store = await logStore(c.env, orgId);
     const reader = new ArchiveReader(store, orgId);
     // The first page is read before answering, so a failure is an error answer, not an empty 200.
     const first = await listEntries(store, orgId, filters, EXPORT_PAGE, undefined, reader);
@@ -185,7 +185,7 @@ auditRoutes.openapi(
     responses: { 308: { description: "The entry's address" }, ...errorResponses },
   }),
   async (c) => {
-    const seq = await seqOfLegacyId(database(c.env.DB), c.get("orgId"), c.req.valid("param").old_id);
+    const seq = await seqOfLegacyId(await logDatabase(c.env, c.get("orgId")), c.get("orgId"), c.req.valid("param").old_id);
     if (seq === undefined) throw notFound("audit entry");
     return c.redirect(`/api/v1/audit/${seq}`, 308);
   },
@@ -203,7 +203,7 @@ auditRoutes.openapi(
   }),
   async (c) => {
     const seq = c.req.valid("param").id;
-    const found = await findEntry(logStore(c.env), c.get("orgId"), seq);
+    const found = await findEntry(await logStore(c.env, c.get("orgId")), c.get("orgId"), seq);
     if (!found) throw notFound("audit entry");
     if (found.removed) throw removedEntry(seq);
     const { row, archived } = found;

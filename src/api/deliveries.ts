@@ -48,7 +48,7 @@ deliveryRoutes.use("*", requireOrganisation, jsonBodyOnly);
 
 deliveryRoutes.openapi(
   createRoute({ method: "get", path: "/{id}", tags, security, request: { params: idParam }, responses: { 200: json(DeliveryDetail, "The delivery and every attempt"), ...errorResponses } }),
-  async (c) => c.json(await deliveryWithAttempts(database(c.env.DB), c.get("orgId"), c.req.valid("param").id), 200),
+  async (c) => c.json(await deliveryWithAttempts(c.env, c.get("orgId"), c.req.valid("param").id), 200),
 );
 
 deliveryRoutes.openapi(

@@ -5,6 +5,7 @@ import { ApiError, notFound } from "../domain/errors";
 import { changeEvent, eventBatch } from "../domain/event";
 import { isFlagsmithWebhookBody } from "../domain/flagsmith";
 import { database } from "../db/client";
+import { logDatabase } from "../db/placement";
 import { auditEventIds } from "../db/derived";
 import { deliveries, relayedEvents } from "../db/schema";
 import { config } from "../env";
@@ -119,8 +120,8 @@ eventRoutes.openapi(
     const { event_id } = c.req.valid("param");
     const orgId = c.get("orgId");
     const db = database(c.env.DB);
-    // The event ids table outlives entries moved to the archive.
-    const [entry] = await db
+    // The event ids table outlives entries moved to the archive; it lives with the log (db/placement.ts).
+    const [entry] = await (await logDatabase(c.env, orgId))
       .select({ seq: auditEventIds.seq })
       .from(auditEventIds)
       .where(and(eq(auditEventIds.orgId, orgId), eq(auditEventIds.eventId, event_id)));

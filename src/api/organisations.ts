@@ -7,6 +7,7 @@ import { notFound } from "../domain/errors";
 import { base32, newId } from "../domain/ids";
 import { chunk } from "../domain/collections";
 import { database, runBatch, type Db, type Statement } from "../db/client";
+import { DATABASE_BINDING, PRIMARY, placementFor } from "../db/placement";
 import { apiKeys, organisationAccess, organisations } from "../db/schema";
 import { recordSystemEvent } from "../ingest/system-events";
 import { forgetKey, requireOperator } from "./auth";
@@ -21,6 +22,7 @@ const Organisation = z
     created_at: z.string(),
     access_emails: z.array(z.string()).openapi({ description: "People Cloudflare Access signs in who may enter this organisation's admin pages" }),
     access_domains: z.array(z.string()).openapi({ description: "Every address of these domains may enter too" }),
+    database: z.string().openapi({ description: "The D1 binding holding the organisation's audit log (README, \"Past one database\")", example: "DB" }),
   })
   .openapi("Organisation");
 const ApiKey = z
@@ -52,12 +54,20 @@ const accessDomains = z
   )
   .max(MAX_ACCESS_ENTRIES)
   .openapi({ description: "Replaces the list; every address @domain may enter" });
-const OrganisationBody = z.strictObject({
+const OrganisationFields = z.strictObject({
   name: z.string().trim().min(1).max(200),
   access_emails: accessEmails.optional(),
   access_domains: accessDomains.optional(),
 });
-const OrganisationPatch = OrganisationBody.partial().refine((b) => Object.keys(b).length > 0, "give at least one of name, access_emails, access_domains");
+/** Where the log lives is chosen once, at creation (src/db/placement.ts): PATCH refuses `database`. */
+const OrganisationBody = OrganisationFields.extend({
+  database: z
+    .string()
+    .regex(DATABASE_BINDING, "must name a D1 binding: DB, or DB_ and a suffix such as DB_2")
+    .optional()
+    .openapi({ description: "The D1 binding to keep the organisation's audit log in; default DB. Set once." }),
+});
+const OrganisationPatch = OrganisationFields.partial().refine((b) => Object.keys(b).length > 0, "give at least one of name, access_emails, access_domains");
 
 type Access = { emails: string[]; domains: string[] };
 const noAccess = (): Access => ({ emails: [], domains: [] });
@@ -68,6 +78,7 @@ const orgOut = (o: typeof organisations.$inferSelect, access: Access = noAccess(
   created_at: isoTime(o.createdAt),
   access_emails: access.emails,
   access_domains: access.domains,
+  database: o.database ?? PRIMARY,
 });
 const keyOut = (k: typeof apiKeys.$inferSelect) => ({
   id: k.id,
@@ -137,9 +148,10 @@ organisationRoutes.openapi(
     responses: { 201: json(Organisation, "Created"), ...errorResponses, ...operatorUnsetResponse },
   }),
   async (c) => {
-    const { name, access_emails, access_domains } = c.req.valid("json");
+    const { name, access_emails, access_domains, database: requested } = c.req.valid("json");
+    const placed = placementFor(c.env, requested); // before any write: a refused body leaves nothing
     const db = database(c.env.DB);
-    const [org] = await db.insert(organisations).values({ name, createdAt: now() }).returning();
+    const [org] = await db.insert(organisations).values({ name, createdAt: now(), database: placed }).returning();
     const writes = replaceAccess(db, org.id, { emails: access_emails, domains: access_domains });
     if (writes.length) await runBatch(db, writes);
     return c.json(orgOut(org, (await accessOf(c.env.DB, [org.id])).get(org.id)), 201);

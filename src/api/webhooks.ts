@@ -275,7 +275,7 @@ export function webhookRoutes(scope: WebhookScope) {
       const webhook = await hook(c, c.req.valid("param").id);
       const { status, page_size, cursor } = c.req.valid("query");
       const after = cursor ? decodeCursor<DeliveryCursor>(cursor, ["number", "string"]) : undefined;
-      const { rows, next } = await listDeliveries(database(c.env.DB), webhook.id, { status, limit: page_size, after });
+      const { rows, next } = await listDeliveries(c.env, webhook.id, { status, limit: page_size, after });
       return c.json({ results: rows.map(deliveryOut), next: next ? encodeCursor(next) : null }, 200);
     },
   );

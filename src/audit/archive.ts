@@ -14,10 +14,11 @@
 // removed through is kept in audit_retention. The tree's hashes (audit_tiles) and the event ids stay.
 import { and, asc, eq, gt, lte, sql } from "drizzle-orm";
 import { now } from "../domain/clock";
-import { runBatch, type Db } from "../db/client";
+import { runBatch } from "../db/client";
 import { auditEntries, auditRetention, auditSegments, type AuditEntryRow } from "../db/schema";
 import { config, type Env } from "../env";
-import { logStore, removedThrough, type LogStore } from "./entries";
+import { logDatabases } from "../db/placement";
+import { removedThrough, type LogStore } from "./entries";
 import { encodeSegment, readSegment, segmentKey } from "./segments";
 
 const DAY = 86_400_000;
@@ -43,6 +44,8 @@ export interface Archived {
 }
 
 interface LogState {
+  /** The organisation's log where it lives (src/db/placement.ts). */
+  store: LogStore;
   orgId: number;
   /** The organisation's highest seq (never archived). */
   last: number;
@@ -52,17 +55,23 @@ interface LogState {
   sealed: number;
 }
 
-async function logStates(db: Db): Promise<LogState[]> {
-  const rows = await db.all<{ org_id: number; last: number | null; archived: number | null; removed: number | null; sealed: number | null }>(sql`
-    select o.id as org_id,
-      (select max(seq) from audit_entries where org_id = o.id) as last,
-      (select max(seq_hi) from audit_segments where org_id = o.id) as archived,
-      (select removed_through from audit_retention where org_id = o.id) as removed,
-      (select max(tree_size) from audit_checkpoints where org_id = o.id) as sealed
-    from organisations o`);
-  return rows
-    .filter((r) => r.last !== null)
-    .map((r) => ({ orgId: r.org_id, last: r.last!, done: Math.max(r.archived ?? 0, r.removed ?? 0), sealed: r.sealed ?? 0 }));
+/** Every organisation's log state, read in the database holding it. */
+async function logStates(env: Env): Promise<LogState[]> {
+  const states: LogState[] = [];
+  for (const [db, orgIds] of await logDatabases(env)) {
+    const store = { db, bucket: env.AUDIT_BUCKET };
+    const rows = await db.all<{ org_id: number; last: number | null; archived: number | null; removed: number | null; sealed: number | null }>(sql`
+      select o.value as org_id,
+        (select max(seq) from audit_entries where org_id = o.value) as last,
+        (select max(seq_hi) from audit_segments where org_id = o.value) as archived,
+        (select removed_through from audit_retention where org_id = o.value) as removed,
+        (select max(tree_size) from audit_checkpoints where org_id = o.value) as sealed
+      from json_each(${JSON.stringify(orgIds)}) o`);
+    for (const r of rows) {
+      if (r.last !== null) states.push({ store, orgId: r.org_id, last: r.last, done: Math.max(r.archived ?? 0, r.removed ?? 0), sealed: r.sealed ?? 0 });
+    }
+  }
+  return states;
 }
 
 const dayOf = (ms: number) => Math.floor(ms / DAY);
@@ -71,16 +80,15 @@ const dayOf = (ms: number) => Math.floor(ms / DAY);
 export async function archiveLogs(env: Env, options: ArchiveOptions = {}): Promise<Archived[]> {
   const cfg = config(env);
   if (cfg.auditHotDays === null) return [];
-  const store = logStore(env);
   // Whole days of receipt, the last of them ended AUDIT_HOT_DAYS ago.
   const before = dayOf(now() - cfg.auditHotDays * DAY) * DAY;
   const signed = cfg.auditSigningKey !== null;
   const moved: Archived[] = [];
-  for (const log of await logStates(store.db)) {
+  for (const log of await logStates(env)) {
     try {
       while (moved.length < SEGMENTS_PER_RUN) {
         const limit = Math.min(log.last - 1, signed ? log.sealed : Infinity);
-        const segment = await archiveNext(store, log, before, limit, options);
+        const segment = await archiveNext(log.store, log, before, limit, options);
         if (!segment) break;
         moved.push(segment);
         log.done = segment.seqHi;
@@ -160,12 +168,11 @@ export interface Removed {
 export async function applyRetention(env: Env): Promise<Removed[]> {
   const cfg = config(env);
   if (cfg.auditRetentionDays === null) return [];
-  const store = logStore(env);
   const cutoff = now() - cfg.auditRetentionDays * DAY;
   const removed: Removed[] = [];
-  for (const log of await logStates(store.db)) {
+  for (const log of await logStates(env)) {
     try {
-      const through = await removeOld(store, log, cutoff);
+      const through = await removeOld(log.store, log, cutoff);
       if (through !== null) removed.push({ orgId: log.orgId, removedThrough: through });
     } catch (err) {
       console.error(`retention of the audit log of organisation ${log.orgId} failed: ${String(err)}`);

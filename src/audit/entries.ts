@@ -6,7 +6,8 @@
 import { and, asc, eq, gte, lte } from "drizzle-orm";
 import { auditMatches, auditRows, auditRowsQuery, pageOf, type AuditCursor, type AuditFilters } from "../db/audit-queries";
 import { newestFirst, searchable } from "../db/audit-search";
-import { database, type Db } from "../db/client";
+import type { Db } from "../db/client";
+import { logDatabase } from "../db/placement";
 import { auditEntries, auditRetention, auditSegments, type AuditEntryRow, type AuditSegmentRow } from "../db/schema";
 import type { Env } from "../env";
 import { readSegment } from "./segments";
@@ -19,7 +20,8 @@ export interface LogStore {
   bucket: R2Bucket;
 }
 
-export const logStore = (env: Pick<Env, "DB" | "AUDIT_BUCKET">): LogStore => ({ db: database(env.DB), bucket: env.AUDIT_BUCKET });
+/** Where the organisation's log is: its database (src/db/placement.ts) and the archive's bucket. */
+export const logStore = async (env: Env, orgId: number): Promise<LogStore> => ({ db: await logDatabase(env, orgId), bucket: env.AUDIT_BUCKET });
 
 /** What an answer took from the archive. `partial`: it stopped at its bound; follow `next` for the rest. */
 export interface ArchiveRead {

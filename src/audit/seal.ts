@@ -13,7 +13,8 @@ import { auditCheckpoints, auditEntries } from "../db/schema";
 import { config, type Env } from "../env";
 import { enqueueDeliveries } from "../queues";
 import { storeCheckpoint } from "./checkpoints";
-import { ArchiveReader, entriesBetween, logStore, type LogStore } from "./entries";
+import { ArchiveReader, entriesBetween, type LogStore } from "./entries";
+import { logDatabases } from "../db/placement";
 import { logEventDeliveries } from "./events";
 import { loadSigner, type Signer } from "./signer";
 import { TreeReader, writeTiles } from "./tree";
@@ -72,6 +73,8 @@ export async function* leafPages(store: LogStore, orgId: number, from: number, t
 }
 
 export interface LogHead {
+  /** The database holding the organisation's log (src/db/placement.ts). */
+  db: Db;
   orgId: number;
   /** The highest seq recorded. */
   size: number;
@@ -80,14 +83,19 @@ export interface LogHead {
   sealedAt: number | null;
 }
 
-export async function logHeads(db: Db): Promise<LogHead[]> {
-  const rows = await db.all<{ org_id: number; size: number | null; sealed: number | null; sealed_at: number | null }>(sql`
-    select o.id as org_id,
-      (select max(seq) from audit_entries where org_id = o.id) as size,
-      (select tree_size from audit_checkpoints where org_id = o.id order by tree_size desc, id desc limit 1) as sealed,
-      (select created_at from audit_checkpoints where org_id = o.id order by id desc limit 1) as sealed_at
-    from organisations o`);
-  return rows.map((r) => ({ orgId: r.org_id, size: r.size ?? 0, sealed: r.sealed ?? 0, sealedAt: r.sealed_at }));
+/** Every organisation's log head, read in the database holding it. */
+export async function logHeads(env: Env): Promise<LogHead[]> {
+  const heads: LogHead[] = [];
+  for (const [db, orgIds] of await logDatabases(env)) {
+    const rows = await db.all<{ org_id: number; size: number | null; sealed: number | null; sealed_at: number | null }>(sql`
+      select o.value as org_id,
+        (select max(seq) from audit_entries where org_id = o.value) as size,
+        (select tree_size from audit_checkpoints where org_id = o.value order by tree_size desc, id desc limit 1) as sealed,
+        (select created_at from audit_checkpoints where org_id = o.value order by id desc limit 1) as sealed_at
+      from json_each(${JSON.stringify(orgIds)}) o`);
+    heads.push(...rows.map((r) => ({ db, orgId: r.org_id, size: r.size ?? 0, sealed: r.sealed ?? 0, sealedAt: r.sealed_at })));
+  }
+  return heads;
 }
 
 export interface Sealed {
@@ -108,13 +116,12 @@ export async function sealLogs(env: Env): Promise<Sealed[]> {
     return [];
   }
   const signer = await signing;
-  const db = database(env.DB);
   const at = now();
-  const due = (await logHeads(db)).filter((h) => h.size > 0 && (h.size > h.sealed || h.sealedAt === null || at - h.sealedAt >= DAY));
+  const due = (await logHeads(env)).filter((h) => h.size > 0 && (h.size > h.sealed || h.sealedAt === null || at - h.sealedAt >= DAY));
   const sealed: Sealed[] = [];
   for (const head of due.slice(0, SEAL_MAX_LOGS)) {
     try {
-      const result = await sealLog(env, db, signer, head);
+      const result = await sealLog(env, signer, head);
       if (result) sealed.push(result);
     } catch (err) {
       console.error(`sealing the audit log of organisation ${head.orgId} failed: ${String(err)}`);
@@ -123,19 +130,20 @@ export async function sealLogs(env: Env): Promise<Sealed[]> {
   return sealed;
 }
 
-async function sealLog(env: Env, db: Db, signer: Signer, head: LogHead): Promise<Sealed | null> {
+async function sealLog(env: Env, signer: Signer, head: LogHead): Promise<Sealed | null> {
   if (head.size < head.sealed) {
     // Entries the last checkpoint covers are gone; verification reports it, sealing must not paper over it.
     console.error(`audit log of organisation ${head.orgId} ends at ${head.size} but its checkpoint covers ${head.sealed}: not sealing`);
     return null;
   }
+  const db = head.db;
   const tree = new TreeReader(db, head.orgId);
   let size = head.sealed;
   const target = Math.min(head.size, head.sealed + SEAL_MAX_LEAVES);
   if (target > size) {
     // Only the leaf hashes are kept, and hashing stops at the first missing number: a gap is never sealed over.
     const hashes: Uint8Array[] = [];
-    for await (const page of leafPages(logStore(env), head.orgId, size, target)) {
+    for await (const page of leafPages({ db, bucket: env.AUDIT_BUCKET }, head.orgId, size, target)) {
       const next = size + hashes.length + 1;
       let k = 0;
       while (k < page.length && page[k].seq === next + k) k++;
@@ -176,14 +184,22 @@ async function signCheckpoint(env: Env, db: Db, signer: Signer, tree: TreeReader
   const at = now();
   // R2 first: a checkpoint in D1 (and delivered) always has its copy where a bucket lock keeps it.
   await storeCheckpoint(env.AUDIT_BUCKET, orgId, treeSize, note, rootHash);
+  const primary = database(env.DB);
   const deliveries = await logEventDeliveries(
-    db,
+    primary,
     orgId,
     "AUDIT_CHECKPOINT",
     { organisation: orgId, origin, tree_size: treeSize, root_hash: rootHash, note, created_at: isoTime(at) },
     `checkpoint:${orgId}:${treeSize}:${at}`,
     at,
   );
-  await runBatch(db, [db.insert(auditCheckpoints).values({ orgId, treeSize, rootHash, note, createdAt: at }), ...deliveries.writes]);
+  const checkpoint = db.insert(auditCheckpoints).values({ orgId, treeSize, rootHash, note, createdAt: at });
+  if (db === primary) await runBatch(db, [checkpoint, ...deliveries.writes]);
+  else {
+    // A log in another database: the deliveries (in DB) first, so a crash between the two repeats a
+    // seal (and its delivery) rather than losing one; the checkpoint already has its copy in R2.
+    await runBatch(primary, deliveries.writes);
+    await runBatch(db, [checkpoint]);
+  }
   await enqueueDeliveries(env, deliveries.queued);
 }

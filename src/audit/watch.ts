@@ -25,18 +25,17 @@ export async function watchLogs(env: Env): Promise<{ orgId: number; result: Veri
   const signing = loadSigner(config(env).auditSigningKey);
   if (!signing) return [];
   const signer = await signing;
-  const db = database(env.DB);
   const at = now();
   const turn = Math.floor(at / MINUTE);
-  const sealed = (await logHeads(db)).filter((h) => h.sealed > 0);
+  const sealed = (await logHeads(env)).filter((h) => h.sealed > 0);
   const chosen = sealed.length <= WATCH_LOGS ? sealed : Array.from({ length: WATCH_LOGS }, (_, i) => sealed[(turn * WATCH_LOGS + i) % sealed.length]);
   const results = [];
   for (const head of chosen) {
     const windows = Math.ceil(head.sealed / WATCH_WINDOW);
     const from = (turn % windows) * WATCH_WINDOW + 1;
     try {
-      const result = await verifyLog(db, env.AUDIT_BUCKET, signer, head.orgId, { from, limit: WATCH_WINDOW });
-      if (!result.ok) await alert(env, db, head.orgId, result, at);
+      const result = await verifyLog(head.db, env.AUDIT_BUCKET, signer, head.orgId, { from, limit: WATCH_WINDOW });
+      if (!result.ok) await alert(env, head.db, head.orgId, result, at);
       results.push({ orgId: head.orgId, result });
     } catch (err) {
       console.error(`verifying the audit log of organisation ${head.orgId} failed: ${String(err)}`);
@@ -63,8 +62,10 @@ async function alert(env: Env, db: Db, orgId: number, result: Verification, at: 
     .limit(1);
   if (seen) return;
   await recordSystemEvent(env, orgId, { log, relatedType: "AUDIT_LOG" });
+  // The deliveries live in DB, whichever database holds the log (src/db/placement.ts).
+  const primary = database(env.DB);
   const event = await logEventDeliveries(
-    db,
+    primary,
     orgId,
     "AUDIT_VERIFICATION_FAILED",
     {
@@ -78,6 +79,6 @@ async function alert(env: Env, db: Db, orgId: number, result: Verification, at: 
     `verification:${orgId}:${at}`,
     at,
   );
-  await runBatch(db, event.writes);
+  await runBatch(primary, event.writes);
   await enqueueDeliveries(env, event.queued);
 }

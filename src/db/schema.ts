@@ -11,6 +11,8 @@ export const organisations = sqliteTable("organisations", {
   id: integer("id").primaryKey({ autoIncrement: true }),
   name: text("name").notNull(),
   createdAt: ms("created_at").notNull(),
+  /** The D1 binding holding the organisation's audit log (src/db/placement.ts); null: DB. Set once, at creation. */
+  database: text("database"),
 });
 
 export const apiKeys = sqliteTable(

@@ -2,9 +2,11 @@
 // and old deliveries are pruned (audit retention: src/audit/archive.ts).
 import { and, eq, inArray, lt, sql } from "drizzle-orm";
 import { now } from "../domain/clock";
+import { inJson } from "../db/bulk";
 import { database, runBatch } from "../db/client";
 import { attempts, auditEntries, deliveries, relayedEvents, uiSessions, webhookHealth } from "../db/schema";
 import { config, type Env } from "../env";
+import { logDatabases } from "../db/placement";
 import { fanOutEntries, fanOutEntry } from "../ingest/record";
 import { enqueueDeliveries } from "../queues";
 
@@ -21,12 +23,17 @@ export async function sweep(env: Env): Promise<{ requeued: number; fannedOut: nu
   const cfg = config(env);
   const at = now();
 
-  const stranded = await db
-    .select()
-    .from(auditEntries)
-    .where(and(eq(auditEntries.fannedOut, false), lt(auditEntries.recordedAt, at - OVERDUE_MS)))
-    .limit(100);
-  await fanOutEntries(env, db, stranded.map(fanOutEntry));
+  // Entries are looked for in every database holding logs (src/db/placement.ts).
+  const stranded = [];
+  for (const [logDb, orgIds] of await logDatabases(env)) {
+    const rows = await logDb
+      .select()
+      .from(auditEntries)
+      .where(and(eq(auditEntries.fannedOut, false), lt(auditEntries.recordedAt, at - OVERDUE_MS), inJson(auditEntries.orgId, orgIds)))
+      .limit(100);
+    stranded.push(...rows);
+  }
+  await fanOutEntries(env, stranded.map(fanOutEntry));
 
   // Read through deliveries_pending, which holds only pending deliveries: a scan of the backlog, not the table.
   const [due] = await runBatch(db, [

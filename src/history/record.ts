@@ -17,11 +17,12 @@ export interface RecordedEvent {
 
 // Positions in each bound row; the statement below reads them with `r.v ->> n`.
 const ORG = 0, ENV = 1, PROJECT = 2, FEATURE = 3, SCOPE = 4, SUBJECT = 5, AT = 6, CHANGE = 7, PRIORITY = 8,
-  FEATURE_NAME = 9, SUBJECT_ID = 10, SUBJECT_NAME = 11, EVENT = 12, AUTHOR = 13, BEFORE = 14, RECORDED = 15, LISTED = 16;
+  FEATURE_NAME = 9, SUBJECT_ID = 10, SUBJECT_NAME = 11, EVENT = 12, AUTHOR = 13, BEFORE = 14, RECORDED = 15, LISTED = 16,
+  SEQ = 17;
 
 const json = (v: unknown) => (v === undefined ? null : JSON.stringify(v));
 
-function rowsOf(messages: readonly RecordedEvent[], recordedAt: number): unknown[][] {
+function rowsOf(messages: readonly RecordedEvent[], recordedAt: number, seqs?: ReadonlyMap<string, number>): unknown[][] {
   const rows: unknown[][] = [];
   for (const m of messages) {
     const reported = reportedStatesOfEvent(m.event);
@@ -34,6 +35,7 @@ function rowsOf(messages: readonly RecordedEvent[], recordedAt: number): unknown
         m.orgId, r.environmentId, r.projectId, r.feature.id, r.scope, subjectOf(r), changedAt, r.change,
         r.segment?.priority ?? null, r.feature.name, subject?.id ?? null, subject?.name ?? null, m.eventId, author,
         r.before ? json(r.before) : null, recordedAt, listed(r, changedAt, m.eventId) ?? null,
+        seqs?.get(`${m.orgId}:${m.eventId}`) ?? null,
       ]);
     }
   }
@@ -77,7 +79,7 @@ function insertChanges(json: string): SQL {
       select ${at(ORG)} as org_id, ${environment} as environment_id, ${at(FEATURE)} as feature_id, ${at(SCOPE)} as scope,
         ${at(SUBJECT)} as subject, ${at(AT)} as changed_at, ${at(CHANGE)} as change, ${at(PRIORITY)} as priority,
         ${at(FEATURE_NAME)} as feature_name, ${at(SUBJECT_ID)} as subject_id, ${at(SUBJECT_NAME)} as subject_name,
-        (select a.seq from audit_event_ids a where a.org_id = ${at(ORG)} and a.event_id = ${at(EVENT)}) as audit_entry_id,
+        coalesce(${at(SEQ)}, (select a.seq from audit_event_ids a where a.org_id = ${at(ORG)} and a.event_id = ${at(EVENT)})) as audit_entry_id,
         ${at(EVENT)} as event_id, ${at(AUTHOR)} as author, ${at(BEFORE)} as reported_before, ${at(RECORDED)} as recorded_at,
         ${at(LISTED)} as listed
       ${fromRows(json)}
@@ -96,9 +98,10 @@ function insertChanges(json: string): SQL {
 
 /**
  * The statements that project `messages` (events being recorded now, none recorded before) into the
- * flag history. They run after the audit insert of the same batch, whose entry ids they look up;
- * flag_subjects follows by trigger.
+ * flag history. They run after the audit insert of the same batch, whose entry ids they look up, or,
+ * for an organisation whose log is in another database (db/placement.ts), take them from `seqs`
+ * (by `org:event id`); flag_subjects follows by trigger.
  */
-export function flagHistoryWrites(messages: readonly RecordedEvent[], recordedAt: number): SQL[] {
-  return jsonChunks(rowsOf(messages, recordedAt)).map(insertChanges);
+export function flagHistoryWrites(messages: readonly RecordedEvent[], recordedAt: number, seqs?: ReadonlyMap<string, number>): SQL[] {
+  return jsonChunks(rowsOf(messages, recordedAt, seqs)).map(insertChanges);
 }

@@ -10,6 +10,7 @@ import { flagEventType } from "../domain/payload";
 import { inJson, insertRows } from "../db/bulk";
 import { auditEventIds } from "../db/derived";
 import { database, runBatch, type Db, type Statement } from "../db/client";
+import { byDatabase } from "../db/placement";
 import { deliveryId, deliveryRow, enabledWebhooks, insertDeliveries } from "../db/deliveries";
 import { auditEntries, environments, features, projects, relayedEvents, type AuditEntryRow } from "../db/schema";
 import { flagHistoryWrites } from "../history/record";
@@ -31,24 +32,99 @@ export async function recordEvents(env: Env, messages: readonly IngestMessage[])
   const db = database(env.DB);
   const recordedAt = now();
   const audited = messages.filter((m) => !isRelayedFlagEvent(m));
-  // A replayed event changes nothing, not even the names of its project and environment.
-  const fresh = await unrecorded(db, audited, auditEventIds);
+  // Each organisation's entries go to the database holding its log (db/placement.ts); the catalogue
+  // (projects, environments, features) and relayed flag events stay in DB.
+  const logs = await byDatabase(env, [...new Set(audited.map((m) => m.orgId))]);
+  const fresh: IngestMessage[] = [];
+  const elsewhere: [Db, IngestMessage[]][] = [];
+  for (const [logDb, orgIds] of logs) {
+    // A replayed event changes nothing, not even the names of its project and environment.
+    const own = await unrecorded(logDb, audited.filter((m) => orgIds.includes(m.orgId)), auditEventIds);
+    fresh.push(...own);
+    if (logDb !== db && own.length) elsewhere.push([logDb, own]);
+  }
+  const here = fresh.filter((m) => !elsewhere.some(([, own]) => own.includes(m)));
   const relayed = await relayWrites(db, await unrecorded(db, messages.filter(isRelayedFlagEvent), relayedEvents), recordedAt);
   const upserts = upsertScopes(db, [...fresh, ...relayed.fresh], recordedAt);
-  const inserts = insertAuditEntries(fresh, recordedAt);
-  // The flag history (src/history/) is projected in the same batch: recorded means projected.
-  const history = flagHistoryWrites([...fresh, ...relayed.fresh], recordedAt);
+  const inserts = insertAuditEntries(here, recordedAt);
+  // The flag history (src/history/, kept in DB with the catalogue) is projected in the same batch as
+  // the entries of DB: recorded means projected.
+  const history = flagHistoryWrites([...here, ...relayed.fresh], recordedAt);
   const results = await runBatch(db, [...upserts, ...inserts, ...relayed.writes, ...history]);
+  const insertedRows = results.slice(upserts.length, upserts.length + inserts.length).flat();
+  // Logs in other databases: after the catalogue, with the names it now knows written in; then their
+  // flag history in DB, with the entry numbers the insert answered.
+  for (const [logDb, own] of elsewhere) {
+    const named = await withCatalogueNames(db, own);
+    const rows = (await runBatch(logDb, insertAuditEntries(named, recordedAt))).flat();
+    insertedRows.push(...rows);
+    await runBatch(db, flagHistoryWrites(own, recordedAt, new Map(rows.map((r) => [`${r.org_id}:${r.event_id}`, Number(r.seq)]))));
+  }
   // The entries just inserted come back from the insert; a replayed event's entry is looked up in
   // case a crash left it without deliveries.
   const events = new Map(fresh.map((m) => [`${m.orgId}:${m.eventId}`, m.event]));
-  const inserted = results
-    .slice(upserts.length, upserts.length + inserts.length)
-    .flat()
-    .map((row) => returnedEntry(row, events.get(`${row.org_id}:${row.event_id}`)!));
+  const inserted = insertedRows.map((row) => returnedEntry(row, events.get(`${row.org_id}:${row.event_id}`)!));
   const replayed = audited.filter((m) => !events.has(`${m.orgId}:${m.eventId}`));
-  await fanOutEntries(env, db, [...inserted, ...(await notFannedOut(db, replayed))]);
+  const stranded: FanOutEntry[] = [];
+  for (const [logDb, orgIds] of logs) {
+    const own = replayed.filter((m) => orgIds.includes(m.orgId));
+    stranded.push(...(await notFannedOut(logDb, own)));
+    // A crash between an entry in another database and its flag history in DB: projected again now
+    // (the history insert adds nothing it already holds).
+    if (logDb !== db && own.length) await runBatch(db, flagHistoryWrites(own, recordedAt, await recordedSeqs(logDb, own)));
+  }
+  await fanOutEntries(env, [...inserted, ...stranded]);
   await enqueueDeliveries(env, relayed.queued.map((id) => ({ id, attempt: 0 })));
+}
+
+/** The entry numbers of recorded events, by `org:event id`, from the database holding their log. */
+async function recordedSeqs(logDb: Db, messages: readonly IngestMessage[]): Promise<Map<string, number>> {
+  const seqs = new Map<string, number>();
+  for (const [orgId, group] of groupBy(messages, (m) => m.orgId)) {
+    const rows = await logDb
+      .select({ eventId: auditEventIds.eventId, seq: auditEventIds.seq })
+      .from(auditEventIds)
+      .where(and(eq(auditEventIds.orgId, orgId), inJson(auditEventIds.eventId, group.map((m) => m.eventId))));
+    for (const r of rows) seqs.set(`${orgId}:${r.eventId}`, r.seq);
+  }
+  return seqs;
+}
+
+/**
+ * Messages with the names their events leave out filled from DB's catalogue, as the insert's own
+ * lookup does when the log shares DB (that lookup finds nothing in another database).
+ */
+async function withCatalogueNames(db: Db, messages: IngestMessage[]): Promise<IngestMessage[]> {
+  const wanted = messages.filter((m) => (m.event.project && m.event.project.name == null) || (m.event.environment && (m.event.environment.name == null || m.event.environment.api_key == null)));
+  if (!wanted.length) return messages;
+  const named = new Map<string, { name: string | null; apiKey?: string | null }>();
+  for (const [orgId, group] of groupBy(wanted, (m) => m.orgId)) {
+    const projectIds = group.flatMap((m) => (m.event.project ? [m.event.project.id] : []));
+    const environmentIds = group.flatMap((m) => (m.event.environment ? [m.event.environment.id] : []));
+    for (const p of await db.select({ id: projects.id, name: projects.name }).from(projects).where(and(eq(projects.orgId, orgId), inJson(projects.id, projectIds)))) {
+      named.set(`p:${orgId}:${p.id}`, { name: p.name });
+    }
+    for (const e of await db
+      .select({ id: environments.id, name: environments.name, apiKey: environments.apiKey })
+      .from(environments)
+      .where(and(eq(environments.orgId, orgId), inJson(environments.id, environmentIds)))) {
+      named.set(`e:${orgId}:${e.id}`, { name: e.name, apiKey: e.apiKey });
+    }
+  }
+  return messages.map((m) => {
+    const { project, environment } = m.event;
+    const p = project && named.get(`p:${m.orgId}:${project.id}`);
+    const e = environment && named.get(`e:${m.orgId}:${environment.id}`);
+    if (!p && !e) return m;
+    return {
+      ...m,
+      event: {
+        ...m.event,
+        ...(project && p ? { project: { ...project, name: project.name ?? p.name ?? undefined } } : {}),
+        ...(environment && e ? { environment: { ...environment, name: environment.name ?? e.name ?? undefined, api_key: environment.api_key ?? e.apiKey ?? undefined } } : {}),
+      },
+    } as IngestMessage;
+  });
 }
 
 function upsertScopes(db: Db, messages: readonly IngestMessage[], at: number): Statement[] {
@@ -235,8 +311,9 @@ async function notFannedOut(db: Db, messages: readonly IngestMessage[]): Promise
 }
 
 /** Also called by the sweeper for entries a crash left without deliveries. */
-export async function fanOutEntries(env: Env, db: Db, entries: readonly FanOutEntry[]): Promise<void> {
+export async function fanOutEntries(env: Env, entries: readonly FanOutEntry[]): Promise<void> {
   if (!entries.length) return;
+  const db = database(env.DB);
   const orgIds = [...new Set(entries.map((e) => e.orgId))];
   const hooks = await enabledWebhooks(db, orgIds);
   const needsProjectEnvironments = entries.filter((e) => e.environmentId == null && e.projectId != null);
@@ -274,8 +351,16 @@ export async function fanOutEntries(env: Env, db: Db, entries: readonly FanOutEn
     }
   }
   writes.push(...insertDeliveries(rows));
-  writes.push(db.update(auditEntries).set({ fannedOut: true }).where(inJson(auditEntries.id, entries.map((e) => e.id))));
-  await runBatch(db, writes);
+  // Entries are marked in the database holding their log: with the deliveries in one batch when that
+  // is DB, else after them (a crash between leaves the mark to the sweeper; delivery ids repeat, so
+  // the deliveries are not written twice).
+  const marks = new Map<Db, Statement[]>();
+  for (const [logDb, placed] of await byDatabase(env, orgIds)) {
+    const ids = entries.filter((e) => placed.includes(e.orgId)).map((e) => e.id);
+    marks.set(logDb, [logDb.update(auditEntries).set({ fannedOut: true }).where(inJson(auditEntries.id, ids))]);
+  }
+  await runBatch(db, [...writes, ...(marks.get(db) ?? [])]);
+  for (const [logDb, statements] of marks) if (logDb !== db) await runBatch(logDb, statements);
   await enqueueDeliveries(env, queued.map((id) => ({ id, attempt: 0 })));
 }
 

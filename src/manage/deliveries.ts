@@ -5,7 +5,9 @@ import { isoTime, now } from "../domain/clock";
 import { ApiError, notFound } from "../domain/errors";
 import { chunk } from "../domain/collections";
 import { database, runBatch, type Db } from "../db/client";
+import { inJson } from "../db/bulk";
 import { auditEventIds } from "../db/derived";
+import { inPrimary, logDatabase } from "../db/placement";
 import { attempts, deliveries, webhooks, type AttemptRow, type DeliveryRow } from "../db/schema";
 import { enqueueDeliveries } from "../queues";
 import type { Env } from "../env";
@@ -59,7 +61,7 @@ export function attemptOut(a: AttemptRow) {
 
 /** A webhook's deliveries, newest first, optionally of one status. */
 export async function listDeliveries(
-  db: Db,
+  env: Env,
   webhookId: string,
   options: { status?: DeliveryStatus; limit: number; after?: DeliveryCursor },
 ) {
@@ -69,23 +71,39 @@ export async function listDeliveries(
     const [createdAt, id] = options.after;
     conditions.push(or(lt(deliveries.createdAt, createdAt), and(eq(deliveries.createdAt, createdAt), lt(deliveries.id, id))));
   }
-  const rows = await selectDeliveries(db)
+  const rows = await selectDeliveries(database(env.DB))
     .where(and(...conditions))
     .orderBy(desc(deliveries.createdAt), desc(deliveries.id))
     .limit(options.limit + 1);
-  const page = rows.slice(0, options.limit);
+  const page = rows.length ? await withAuditSeqs(env, rows[0].orgId, rows.slice(0, options.limit)) : [];
   const last = page.at(-1);
   return { rows: page, next: rows.length > options.limit && last ? ([last.createdAt, last.id] as DeliveryCursor) : null };
 }
 
-export async function findDelivery(db: Db, orgId: number, id: string): Promise<DeliveryView> {
-  const [row] = await selectDeliveries(db).where(and(eq(deliveries.orgId, orgId), eq(deliveries.id, id)));
+export async function findDelivery(env: Env, orgId: number, id: string): Promise<DeliveryView> {
+  const [row] = await selectDeliveries(database(env.DB)).where(and(eq(deliveries.orgId, orgId), eq(deliveries.id, id)));
   if (!row) throw notFound("delivery");
-  return row;
+  return (await withAuditSeqs(env, orgId, [row]))[0];
 }
 
-export async function deliveryWithAttempts(db: Db, orgId: number, id: string) {
-  const delivery = await findDelivery(db, orgId, id);
+/**
+ * The join above finds audit entries in DB only: an organisation whose log lives in another
+ * database (src/db/placement.ts) has its entries' seqs looked up there.
+ */
+async function withAuditSeqs(env: Env, orgId: number, rows: DeliveryView[]): Promise<DeliveryView[]> {
+  const eventIds = rows.flatMap((r) => (r.auditEntryId !== null && r.eventId !== null ? [r.eventId] : []));
+  if (!eventIds.length || (await inPrimary(env, orgId))) return rows;
+  const found = await (await logDatabase(env, orgId))
+    .select({ eventId: auditEventIds.eventId, seq: auditEventIds.seq })
+    .from(auditEventIds)
+    .where(and(eq(auditEventIds.orgId, orgId), inJson(auditEventIds.eventId, eventIds)));
+  const seqs = new Map(found.map((f) => [f.eventId, f.seq]));
+  return rows.map((r) => (r.auditEntryId !== null && r.eventId !== null ? { ...r, auditSeq: seqs.get(r.eventId) ?? null } : r));
+}
+
+export async function deliveryWithAttempts(env: Env, orgId: number, id: string) {
+  const db = database(env.DB);
+  const delivery = await findDelivery(env, orgId, id);
   const rows = await db.select().from(attempts).where(eq(attempts.deliveryId, id)).orderBy(asc(attempts.number));
   return { ...deliveryOut(delivery), payload: delivery.payload, attempts: rows.map(attemptOut) };
 }
@@ -96,7 +114,7 @@ export async function deliveryWithAttempts(db: Db, orgId: number, id: string) {
  */
 export async function redeliver(env: Env, orgId: number, id: string, by: Submitter) {
   const db = database(env.DB);
-  const delivery = await findDelivery(db, orgId, id);
+  const delivery = await findDelivery(env, orgId, id);
   const [hook] = await db
     .select({ id: webhooks.id, enabled: webhooks.enabled, name: webhooks.name, environmentId: webhooks.environmentId, url: webhooks.url })
     .from(webhooks)
@@ -133,7 +151,7 @@ export const attemptInFlight = (d: Pick<DeliveryRow, "status" | "attemptCount" |
  */
 export async function retryNow(env: Env, orgId: number, id: string, by: Submitter) {
   const db = database(env.DB);
-  const delivery = await findDelivery(db, orgId, id);
+  const delivery = await findDelivery(env, orgId, id);
   if (delivery.status !== "pending") {
     throw new ApiError(409, "delivery_not_pending", `this delivery is ${delivery.status}: retry now is for pending deliveries; redeliver sends it again`);
   }

@@ -11,6 +11,7 @@ import { SUBMITTER_TYPES, type Submitter } from "../domain/provenance";
 import { seqOfLegacyId, type AuditCursor, type AuditFilters } from "../db/audit-queries";
 import { findEntry, listEntries, logStore } from "../audit/entries";
 import { database } from "../db/client";
+import { logDatabase } from "../db/placement";
 import type { AuditEntryRow } from "../db/schema";
 import { config } from "../env";
 import { environmentsOf, projectsOf } from "../manage/catalog";
@@ -263,7 +264,7 @@ auditPages.get("/audit", async (c) => {
     );
   }
   const after = cursor ? decodeCursor<AuditCursor>(cursor, ["string", "number"]) : undefined;
-  const { rows, next, archive } = await listEntries(logStore(c.env), session.orgId, parsed.data, limit, after);
+  const { rows, next, archive } = await listEntries(await logStore(c.env, session.orgId), session.orgId, parsed.data, limit, after);
   const kept = new URLSearchParams([...url.searchParams].filter(([k]) => k !== "cursor"));
   const here = url.search;
   const nextQuery = new URLSearchParams(kept);
@@ -307,7 +308,7 @@ auditPages.get("/audit", async (c) => {
 /** An entry recorded before per-organisation numbers, by its old global id: on to its page now. */
 auditPages.get("/audit/legacy/:id{[0-9]+}", async (c) => {
   const id = Number(c.req.param("id"));
-  const seq = Number.isSafeInteger(id) ? await seqOfLegacyId(database(c.env.DB), c.get("session").orgId, id) : undefined;
+  const seq = Number.isSafeInteger(id) ? await seqOfLegacyId(await logDatabase(c.env, c.get("session").orgId), c.get("session").orgId, id) : undefined;
   if (seq === undefined) throw notFound("audit entry");
   return c.redirect(`/ui/audit/${seq}`, 303);
 });
@@ -315,7 +316,7 @@ auditPages.get("/audit/legacy/:id{[0-9]+}", async (c) => {
 auditPages.get("/audit/:id{[0-9]+}", async (c) => {
   const session = c.get("session");
   const seq = Number(c.req.param("id"));
-  const found = Number.isSafeInteger(seq) ? await findEntry(logStore(c.env), session.orgId, seq) : undefined;
+  const found = Number.isSafeInteger(seq) ? await findEntry(await logStore(c.env, session.orgId), session.orgId, seq) : undefined;
   if (!found) throw notFound("audit entry");
   if (found.removed) throw removedEntry(seq);
   const row = found.row;

@@ -193,7 +193,7 @@ deliveryPages.get("/webhooks/:id/deliveries", async (c) => {
   if (statusParam && !status) throw invalid(`status must be one of ${STATUSES.join(", ")}`, "status");
   const cursor = url.searchParams.get("cursor");
   const after = cursor ? decodeCursor<DeliveryCursor>(cursor, ["number", "string"]) : undefined;
-  const { rows, next } = await listDeliveries(db, hook.id, { status, limit: PAGE, after });
+  const { rows, next } = await listDeliveries(c.env, hook.id, { status, limit: PAGE, after });
   const attempts = await attemptsOf(db, rows.map((r) => r.id));
   const done = DONE[url.searchParams.get("done") ?? ""];
   const refused = REFUSED[url.searchParams.get("refused") ?? ""];
@@ -295,7 +295,7 @@ deliveryPages.post("/webhooks/:id/recover", async (c) => {
 deliveryPages.get("/deliveries/:id", async (c) => {
   const session = c.get("session");
   const db = database(c.env.DB);
-  const delivery = await deliveryWithAttempts(db, session.orgId, c.req.param("id"));
+  const delivery = await deliveryWithAttempts(c.env, session.orgId, c.req.param("id"));
   const hook = webhookListed(await findOrganisationWebhook(db, session.orgId, delivery.webhook_id));
   let payload = delivery.payload;
   try {
@@ -374,7 +374,7 @@ deliveryPages.get("/deliveries/:id", async (c) => {
 
 deliveryPages.post("/deliveries/:id/retry", async (c) => {
   const session = c.get("session");
-  const delivery = await findDelivery(database(c.env.DB), session.orgId, c.req.param("id"));
+  const delivery = await findDelivery(c.env, session.orgId, c.req.param("id"));
   return thenBack(c, delivery.webhookId, async () => {
     await retryNow(c.env, session.orgId, delivery.id, sessionSubmitter(session));
     return "done=retried";
@@ -383,7 +383,7 @@ deliveryPages.post("/deliveries/:id/retry", async (c) => {
 
 deliveryPages.post("/deliveries/:id/redeliver", async (c) => {
   const session = c.get("session");
-  const delivery = await findDelivery(database(c.env.DB), session.orgId, c.req.param("id"));
+  const delivery = await findDelivery(c.env, session.orgId, c.req.param("id"));
   return thenBack(c, delivery.webhookId, async () => {
     await redeliver(c.env, session.orgId, delivery.id, sessionSubmitter(session));
     return "done=redelivered";
