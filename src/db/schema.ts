@@ -299,7 +299,9 @@ export const deliveries = sqliteTable(
     index("deliveries_webhook").on(t.webhookId, t.createdAt, t.id),
     index("deliveries_event").on(t.orgId, t.eventId),
     // A webhook's backlog (count, oldest) for its health; the sweeper scans it whole for what is overdue.
-    index("deliveries_pending").on(t.webhookId, t.createdAt, t.nextAttemptAt).where(sql`status = 'pending'`),
+    // Not next_attempt_at: a claim rewrites it, and an index holding it would be rewritten with it
+    // (a row written per attempt); the sweeper reads it from the few pending rows themselves.
+    index("deliveries_pending").on(t.webhookId, t.createdAt).where(sql`status = 'pending'`),
     index("deliveries_age").on(t.createdAt),
   ],
 );
