@@ -28,7 +28,8 @@ export async function sweep(env: Env): Promise<{ requeued: number; fannedOut: nu
     .limit(100);
   await fanOutEntries(env, db, stranded.map(fanOutEntry));
 
-  // Read through deliveries_pending, which holds only pending deliveries: a scan of the backlog, not the table.
+  // Read through deliveries_pending, which holds only pending deliveries: a scan of the backlog (each
+  // pending row read for its next_attempt_at, which the index leaves out), not the table.
   const [due] = await runBatch(db, [
     sql`select id, attempt_count from ${deliveries} indexed by deliveries_pending where status = 'pending' and next_attempt_at < ${at - OVERDUE_MS} limit ${SWEEP_LIMIT}`,
   ]);
