@@ -305,7 +305,8 @@ export const deliveries = sqliteTable(
     // Not next_attempt_at: a claim rewrites it, and an index holding it would be rewritten with it
     // (a row written per attempt); the sweeper reads it from the few pending rows themselves.
     index("deliveries_pending").on(t.webhookId, t.createdAt).where(sql`status = 'pending'`),
-    index("deliveries_age").on(t.createdAt),
+    // No index on created_at alone: the sweeper prunes from the head of the table in rowid order
+    // (src/delivery/sweeper.ts), as old as created_at.
   ],
 );
 
