@@ -62,6 +62,8 @@ describe("inbound Flagsmith bodies outside the replay window", () => {
     expect((await post(captured)).status).toBe(202);
     await eventually(async () => (await mailbox(box)).count === 1);
     expect(await countRows("relayed_events", "org_id = ?", orgId)).toBe(1);
+    // The receiver has it before the consumer records it delivered; a pending delivery is never pruned.
+    await eventually(async () => (await countRows("deliveries", "org_id = ? and status = 'delivered'", orgId)) === 1);
 
     // 31 days on, the sweeper has pruned the delivery and the relayed-event record.
     advanceClock(31 * DAY);
