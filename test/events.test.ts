@@ -389,6 +389,26 @@ describe("projects and environments", () => {
     expect((await entryOf(auth, ids[1])).environment).toEqual({ id: 23, name: "Development", api_key: "env-key", project: 12 });
   });
 
+  it("an event that repeats them writes no project row, marks the environment seen, and moves it when it changes", async () => {
+    const { auth, orgId } = await createOrganisation();
+    const event = { ...seedEvent, project: { id: 12, name: "Website" }, environment: { id: 23, name: "Development", api_key: "env-key" } };
+    const times = () =>
+      Promise.all([
+        env.DB.prepare("select updated_at from projects where org_id = ? and id = 12").bind(orgId).first<number>("updated_at"),
+        env.DB.prepare("select updated_at from environments where org_id = ? and id = 23").bind(orgId).first<number>("updated_at"),
+      ]);
+    await recorded(auth, await ingest(auth, event));
+    const [project, environment] = await times();
+    await new Promise((r) => setTimeout(r, 5));
+    await recorded(auth, await ingest(auth, event));
+    const [projectAfter, environmentAfter] = await times();
+    expect(projectAfter).toBe(project);
+    expect(environmentAfter).toBeGreaterThan(environment!);
+
+    await recorded(auth, await ingest(auth, { ...seedEvent, project: { id: 14, name: "Shop" }, environment: { id: 23, api_key: "env-key-2" } }));
+    expect((await scopes(orgId))[1]).toEqual([{ id: 23, project_id: 14, name: "Development", api_key: "env-key-2" }]);
+  });
+
   it("belong to their organisation: the same ids in two organisations are two rows", async () => {
     const a = await createOrganisation("A");
     const b = await createOrganisation("B");

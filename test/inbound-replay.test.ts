@@ -65,6 +65,8 @@ describe("inbound Flagsmith bodies outside the replay window", () => {
     // clock jumps would be re-sent by the sweeper, not pruned.
     await eventually(async () => (await countRows("deliveries", "org_id = ? and status = 'delivered'", orgId)) === 1);
     expect(await countRows("relayed_events", "org_id = ?", orgId)).toBe(1);
+    // The receiver has it before the consumer records it delivered; a pending delivery is never pruned.
+    await eventually(async () => (await countRows("deliveries", "org_id = ? and status = 'delivered'", orgId)) === 1);
 
     // 31 days on, the sweeper has pruned the delivery and the relayed-event record.
     advanceClock(31 * DAY);

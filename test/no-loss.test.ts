@@ -200,9 +200,19 @@ describe("retention", () => {
     )
       .bind(orgId, old, old)
       .run();
+    // A finished delivery inside the window, inserted after them, stays: the prune reads the table's
+    // head in rowid order and keeps what is not old enough.
+    const young = Date.now() - 29 * 86_400_000;
+    await env.DB.prepare(
+      `insert into deliveries (id, org_id, webhook_id, event_type, payload, status, attempt_count, cycle_start, created_at, updated_at)
+       values ('dlv_young_done', ?, 'whk_gone', 'AUDIT_LOG_CREATED', '{}', 'delivered', 1, 0, ?, ?)`,
+    )
+      .bind(orgId, young, young)
+      .run();
     const audit = await countRows("audit_entries");
     await sweep();
     expect(await countRows("relayed_events", "event_id = 'evt_old_relayed'")).toBe(0);
+    expect(await countRows("deliveries", "id = 'dlv_young_done'")).toBe(1);
     expect(await countRows("deliveries", "id like 'dlv_old_%'")).toBe(1);
     expect(await countRows("attempts", "delivery_id like 'dlv_old_%'")).toBe(1);
     expect(await countRows("audit_entries")).toBeGreaterThanOrEqual(audit);

@@ -27,7 +27,8 @@ export function auditWhere(orgId: number, f: AuditFilters, after?: AuditCursor):
   if (f.project !== undefined) conditions.push(eq(t.projectId, f.project));
   if (f.environment?.length) conditions.push(f.environment.length === 1 ? eq(t.environmentId, f.environment[0]) : inArray(t.environmentId, f.environment));
   if (f.related_object_type) conditions.push(eq(t.relatedObjectType, f.related_object_type));
-  if (f.is_system_event !== undefined) conditions.push(eq(t.isSystemEvent, f.is_system_event));
+  // A literal, not a bound value: the planner matches it to audit_system_time's `is_system_event = 1`.
+  if (f.is_system_event !== undefined) conditions.push(f.is_system_event ? sql`${t.isSystemEvent} = 1` : sql`${t.isSystemEvent} = 0`);
   if (f.author) {
     conditions.push(/^\d+$/.test(f.author) ? eq(t.authorId, Number(f.author)) : eq(t.authorEmail, f.author.toLowerCase()));
   }

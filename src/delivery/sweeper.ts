@@ -35,7 +35,8 @@ export async function sweep(env: Env): Promise<{ requeued: number; fannedOut: nu
   }
   await fanOutEntries(env, stranded.map(fanOutEntry));
 
-  // Read through deliveries_pending, which holds only pending deliveries: a scan of the backlog, not the table.
+  // Read through deliveries_pending, which holds only pending deliveries: a scan of the backlog (each
+  // pending row read for its next_attempt_at, which the index leaves out), not the table.
   const [due] = await runBatch(db, [
     sql`select id, attempt_count from ${deliveries} indexed by deliveries_pending where status = 'pending' and next_attempt_at < ${at - OVERDUE_MS} limit ${SWEEP_LIMIT}`,
   ]);
@@ -50,13 +51,15 @@ export async function sweep(env: Env): Promise<{ requeued: number; fannedOut: nu
   await enqueueDeliveries(env, overdue);
 
   const cutoff = at - cfg.deliveryRetentionDays * DAY;
-  const old = await db
-    .select({ id: deliveries.id })
-    .from(deliveries)
-    .where(and(lt(deliveries.createdAt, cutoff), sql`${deliveries.status} != 'pending'`))
-    .limit(SWEEP_LIMIT);
+  // The oldest finished deliveries are the first in rowid order (a row's rowid is the largest yet,
+  // plus one, when it is inserted, at its created_at): the head of the table is read, no index on
+  // created_at kept (it cost a row written per delivery). Bounded: SWEEP_LIMIT finished rows, and
+  // the pending ones among them.
+  const [old] = await runBatch(db, [
+    sql`select id from (select id, created_at from ${deliveries} where status != 'pending' order by rowid limit ${SWEEP_LIMIT}) where created_at < ${cutoff}`,
+  ]);
   for (let i = 0; i < old.length; i += 90) {
-    const ids = old.slice(i, i + 90).map((d) => d.id);
+    const ids = old.slice(i, i + 90).map((d) => String(d.id));
     await db.batch([db.delete(attempts).where(inArray(attempts.deliveryId, ids)), db.delete(deliveries).where(inArray(deliveries.id, ids))]);
   }
   // The health roll-up is kept as long as deliveries, and a week at least (the stats' longest window).

@@ -151,20 +151,34 @@ function upsertScopes(db: Db, messages: readonly IngestMessage[], at: number): S
     }
   }
   const coalesce = (column: string) => sql.raw(`coalesce(excluded.${column}, ${column})`);
+  // A row written costs as much as a change: an upsert that would change nothing writes nothing,
+  // and an environment's indexed columns are set (their index entries rewritten) only when they change.
   return [
     ...featureUpserts(db, messages, at),
     ...[...projectRows.values()].map((row) =>
       db.insert(projects).values(row).onConflictDoUpdate({
         target: [projects.orgId, projects.id],
         set: { name: coalesce("name"), updatedAt: at },
+        setWhere: sql.raw("excluded.name is not null and excluded.name is not name"),
       }),
     ),
-    ...[...environmentRows.values()].map((row) =>
+    ...[...environmentRows.values()].flatMap((row) => [
+      // updated_at is when the environment was last seen (the newest wins an api_key two environments had).
       db.insert(environments).values(row).onConflictDoUpdate({
         target: [environments.orgId, environments.id],
-        set: { name: coalesce("name"), projectId: coalesce("project_id"), apiKey: coalesce("api_key"), updatedAt: at },
+        set: { name: coalesce("name"), updatedAt: at },
       }),
-    ),
+      db
+        .update(environments)
+        .set({ projectId: sql`coalesce(${row.projectId}, project_id)`, apiKey: sql`coalesce(${row.apiKey}, api_key)` })
+        .where(
+          and(
+            eq(environments.orgId, row.orgId),
+            eq(environments.id, row.id),
+            sql`(coalesce(${row.projectId}, project_id) is not project_id or coalesce(${row.apiKey}, api_key) is not api_key)`,
+          ),
+        ),
+    ]),
   ];
 }
 
@@ -205,6 +219,13 @@ function featureUpserts(db: Db, messages: readonly IngestMessage[], at: number):
           createdDateGiven: sql.raw("max(created_date_given, excluded.created_date_given)"),
           updatedAt: at,
         },
+        // Only when something changes (updated_at says when the feature's row last changed).
+        setWhere: sql.raw(
+          "coalesce(excluded.name, name) is not name or coalesce(excluded.project_id, project_id) is not project_id" +
+            " or excluded.created_date_given > created_date_given" +
+            " or (excluded.created_date_given = created_date_given and excluded.created_date is not created_date" +
+            " and (excluded.created_date_given or excluded.created_date < created_date))",
+        ),
       }),
   );
 }
