@@ -9,8 +9,10 @@ import type { Browser, BrowserContext, Page } from "playwright-core";
 import { Webhook as StandardWebhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { launchChromium } from "./chromium";
+import { apiOf, until } from "./support";
 
 const base = inject("baseUrl");
+const api = apiOf(base);
 const receiver = inject("receiverUrl");
 const admin = { Authorization: `Bearer ${inject("adminToken")}` };
 const SHOTS = join(process.cwd(), "test-output", "browser");
@@ -22,26 +24,6 @@ let page: Page;
 let apiKey: string;
 let targetEntry: number;
 const cspViolations: string[] = [];
-
-async function api<T>(path: string, init: RequestInit & { json?: unknown } = {}): Promise<T> {
-  const res = await fetch(`${base}${path}`, {
-    ...init,
-    headers: { "content-type": "application/json", ...(init.headers as Record<string, string>) },
-    body: init.json === undefined ? init.body : JSON.stringify(init.json),
-  });
-  if (!res.ok) throw new Error(`${init.method ?? "GET"} ${path}: ${res.status} ${await res.text()}`);
-  return (res.status === 204 ? undefined : await res.json()) as T;
-}
-
-async function until<T>(check: () => Promise<T | undefined | false>, what: string, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await check();
-    if (value) return value;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 async function shot(name: string, viewport?: { width: number; height: number }, fullPage = true) {
   if (viewport) await page.setViewportSize(viewport);

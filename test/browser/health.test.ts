@@ -8,6 +8,7 @@ import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { launchChromium } from "./chromium";
+import { apiOf, signedInPage, until } from "./support";
 
 // Run in the page by page.evaluate (this file is typed for Node, without the DOM's library).
 declare const document: { documentElement: { scrollWidth: number } };
@@ -15,6 +16,7 @@ declare const window: { innerWidth: number };
 declare function getComputedStyle(element: unknown): { fontSize: string };
 
 const base = inject("baseUrl");
+const api = apiOf(base);
 const receiver = inject("receiverUrl");
 const admin = { Authorization: `Bearer ${inject("adminToken")}` };
 const SHOTS = join(process.cwd(), "test-output", "browser");
@@ -28,26 +30,6 @@ let auth: Record<string, string>;
 let flaky: string;
 let throttled: string;
 const cspViolations: string[] = [];
-
-async function api<T>(path: string, init: RequestInit & { json?: unknown } = {}): Promise<T> {
-  const res = await fetch(`${base}${path}`, {
-    ...init,
-    headers: { "content-type": "application/json", ...(init.headers as Record<string, string>) },
-    body: init.json === undefined ? init.body : JSON.stringify(init.json),
-  });
-  if (!res.ok) throw new Error(`${init.method ?? "GET"} ${path}: ${res.status} ${await res.text()}`);
-  return (res.status === 204 ? undefined : await res.json()) as T;
-}
-
-async function until<T>(check: () => Promise<T | undefined | false>, what: string, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await check();
-    if (value) return value;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 const script = (box: string, spec: unknown) => fetch(`${receiver}/_control/${box}`, { method: "PUT", body: JSON.stringify(spec) });
 
@@ -86,15 +68,7 @@ beforeAll(async () => {
   await until(async () => (await api<{ attempts: number }>(`/api/v1/environments/32/webhooks/${throttled}/stats`, { headers: auth })).attempts === 1, "the throttled attempt");
 
   browser = await launchChromium();
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  page = await context.newPage();
-  page.on("console", (m) => {
-    if (/Content.Security.Policy|Refused to/i.test(m.text())) cspViolations.push(m.text());
-  });
-  await page.goto(`${base}/ui/sign-in`);
-  await page.fill("#key", key);
-  await page.click("button[type=submit]");
-  await page.waitForURL(`${base}/ui/audit`);
+  ({ page } = await signedInPage(browser, base, key, cspViolations));
 }, 180_000);
 
 afterAll(async () => {

@@ -8,8 +8,10 @@ import { join } from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { launchChromium } from "./chromium";
+import { apiOf, signedInPage, until } from "./support";
 
 const base = inject("baseUrl");
+const api = apiOf(base);
 const admin = { Authorization: `Bearer ${inject("adminToken")}` };
 const SHOTS = join(process.cwd(), "test-output", "browser");
 const PHONE = { width: 390, height: 844 };
@@ -20,26 +22,6 @@ let page: Page;
 let apiKey: string;
 let entries: number[];
 const cspViolations: string[] = [];
-
-async function api<T>(path: string, init: RequestInit & { json?: unknown } = {}): Promise<T> {
-  const res = await fetch(`${base}${path}`, {
-    ...init,
-    headers: { "content-type": "application/json", ...(init.headers as Record<string, string>) },
-    body: init.json === undefined ? init.body : JSON.stringify(init.json),
-  });
-  if (!res.ok) throw new Error(`${init.method ?? "GET"} ${path}: ${res.status} ${await res.text()}`);
-  return (await res.json()) as T;
-}
-
-async function until<T>(check: () => Promise<T | undefined | false>, what: string, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await check();
-    if (value) return value;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 /** Ingests the events one after another (their order of arrival is part of the story) and answers their audit entry ids. */
 async function ingest(...events: Record<string, unknown>[]): Promise<number[]> {
@@ -95,15 +77,7 @@ beforeAll(async () => {
   );
 
   browser = await launchChromium();
-  context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  page = await context.newPage();
-  page.on("console", (m) => {
-    if (/Content.Security.Policy|Refused to/i.test(m.text())) cspViolations.push(m.text());
-  });
-  await page.goto(`${base}/ui/sign-in`);
-  await page.fill("#key", apiKey);
-  await page.click("button[type=submit]");
-  await page.waitForURL(`${base}/ui/audit`);
+  ({ context, page } = await signedInPage(browser, base, apiKey, cspViolations));
 }, 180_000);
 
 afterAll(async () => {
