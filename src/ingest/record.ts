@@ -36,14 +36,15 @@ export async function recordEvents(env: Env, messages: readonly IngestMessage[])
   // (projects, environments, features) and relayed flag events stay in DB.
   const logs = await byDatabase(env, [...new Set(audited.map((m) => m.orgId))]);
   const fresh: IngestMessage[] = [];
+  const here: IngestMessage[] = [];
   const elsewhere: [Db, IngestMessage[]][] = [];
   for (const [logDb, orgIds] of logs) {
     // A replayed event changes nothing, not even the names of its project and environment.
     const own = await unrecorded(logDb, audited.filter((m) => orgIds.includes(m.orgId)), auditEventIds);
     fresh.push(...own);
-    if (logDb !== db && own.length) elsewhere.push([logDb, own]);
+    if (logDb === db) here.push(...own);
+    else if (own.length) elsewhere.push([logDb, own]);
   }
-  const here = fresh.filter((m) => !elsewhere.some(([, own]) => own.includes(m)));
   const relayed = await relayWrites(db, await unrecorded(db, messages.filter(isRelayedFlagEvent), relayedEvents), recordedAt);
   const upserts = upsertScopes(db, [...fresh, ...relayed.fresh], recordedAt);
   const inserts = insertAuditEntries(here, recordedAt);
